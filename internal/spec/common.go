@@ -1,0 +1,14 @@
+package spec
+
+// RegistryInputs are the inputs every tool that talks to a registry shares:
+// credentials and transport settings.
+func RegistryInputs() []Input {
+	return []Input{
+		{Name: "username", Type: String, Description: "Username for the target registry. Takes precedence over every other credential source."},
+		{Name: "password", Type: String, Secret: true, Description: "Password or token for the target registry (with `username`)."},
+		{Name: "registry-auth", Type: String, Secret: true, Description: "A Docker config JSON (`{\"auths\":{...}}`), raw or base64-encoded, such as a Harbor robot account's `HARBOR_ROBOT_CREDS_JSON`."},
+		{Name: "insecure-registries", Type: List, Description: "Registries (host[:port]) reached over plain HTTP or without TLS verification. No other registry is."},
+		{Name: "http1", Type: Boolean, Default: "false", Description: "Use HTTP/1.1 only (some registries stall on HTTP/2)."},
+		{Name: "short-sha-length", Type: Number, Description: "Length of the short commit SHA. Default: 8 on GitLab (`CI_COMMIT_SHORT_SHA`), 7 elsewhere."},
+	}
+}
