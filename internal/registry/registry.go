@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -31,49 +33,133 @@ type Options struct {
 	// UserAgent is sent with every request (hoist/<version>).
 	UserAgent string
 	// Getenv reads the environment for the credential conventions
-	// (DOCKER_AUTH_CONFIG, DOCKER_CONFIG, CI_REGISTRY_*, GITHUB_TOKEN, cloud
-	// keychains). Nil means an empty environment.
+	// (DOCKER_AUTH_CONFIG, DOCKER_CONFIG, HOME, PATH for credential helpers,
+	// CI_REGISTRY*, GITHUB_TOKEN, GITHUB_ACTOR, proxy variables). Nil means an
+	// empty environment.
 	Getenv func(string) string
 	// Transport is the base transport (tests put a proxy or a counter here).
-	// Nil means a clone of http.DefaultTransport.
+	// Nil means a clone of remote.DefaultTransport. TLS settings (skipping
+	// verification for insecure hosts) and HTTP1 can only be applied when it
+	// is an *http.Transport; any other RoundTripper is used as given.
 	Transport http.RoundTripper
-	// Log receives retry notices. Nil discards them.
+	// Log receives retry notices and the source of credentials per registry.
+	// Nil discards them.
 	Log *slog.Logger
+	// Retry bounds the retries of one request. Zero values mean the defaults.
+	Retry Retry
+	// Mask, when set, is given every secret found inside a Docker config
+	// (registry-auth, DOCKER_AUTH_CONFIG, config files) so the platform layer
+	// can mask it before anything is logged: a base64 registry-auth hides the
+	// passwords it carries from a mask of the input alone.
+	Mask func(secret string)
+}
+
+// Retry bounds the retries of one HTTP request on 408/429/500/502/503/504
+// and on connection resets.
+type Retry struct {
+	// Attempts is the total number of tries of one request (default 5).
+	Attempts int
+	// Initial is the first delay (default 250ms); it doubles per retry, with
+	// jitter, up to Max (default 10s). A Retry-After header is honoured up to Max.
+	Initial time.Duration
+	Max     time.Duration
+}
+
+func (r Retry) withDefaults() Retry {
+	if r.Attempts <= 0 {
+		r.Attempts = 5
+	}
+	if r.Initial <= 0 {
+		r.Initial = 250 * time.Millisecond
+	}
+	if r.Max <= 0 {
+		r.Max = 10 * time.Second
+	}
+	if r.Max < r.Initial {
+		r.Max = r.Initial
+	}
+	return r
 }
 
 // Client holds the settings shared by every registry call of one run.
 type Client struct {
-	opts     Options
-	insecure map[string]bool
-	base     http.RoundTripper
+	opts      Options
+	getenv    func(string) string
+	log       *slog.Logger
+	insecure  hostSet
+	transport http.RoundTripper
+	configs   []dockerConfig // registry-auth, DOCKER_AUTH_CONFIG, config files, in order
+	// kanikoConfig is kaniko's config path, read when present.
+	kanikoConfig string
+
+	mu      sync.Mutex
+	sources map[string]string     // registry → source of its credentials (last resolution)
+	cache   map[string]resolution // resource|target → resolved credentials
+	logged  map[string]bool       // registry|source already logged
 }
 
-// New validates the options and returns a Client.
+// New validates the options and returns a Client. Invalid credentials
+// configuration (registry-auth, DOCKER_AUTH_CONFIG, the Docker config file)
+// is reported here, naming the input but never its value.
 func New(opts Options) (*Client, error) {
-	c := &Client{opts: opts, insecure: map[string]bool{}}
-	for _, h := range opts.Insecure {
-		h = strings.TrimSpace(h)
-		if h == "" {
-			continue
+	return newClient(opts, "/kaniko/.docker/config.json")
+}
+
+func newClient(opts Options, kanikoConfig string) (*Client, error) {
+	c := &Client{
+		opts:         opts,
+		getenv:       opts.Getenv,
+		log:          opts.Log,
+		kanikoConfig: kanikoConfig,
+		sources:      map[string]string{},
+		cache:        map[string]resolution{},
+		logged:       map[string]bool{},
+	}
+	if c.getenv == nil {
+		c.getenv = func(string) string { return "" }
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	if (opts.Username == "") != (opts.Password == "") {
+		missing, set := "password", "username"
+		if opts.Username == "" {
+			missing, set = "username", "password"
 		}
-		c.insecure[strings.TrimPrefix(strings.TrimPrefix(h, "http://"), "https://")] = true
+		return nil, fmt.Errorf("input %q is set but %q is empty: set both username and password, or neither", set, missing)
 	}
-	c.base = opts.Transport
-	if c.base == nil {
-		c.base = http.DefaultTransport.(*http.Transport).Clone()
+	ins, err := parseInsecure(opts.Insecure)
+	if err != nil {
+		return nil, err
 	}
+	c.insecure = ins
+	if err := c.loadConfigs(); err != nil {
+		return nil, err
+	}
+	if opts.Mask != nil {
+		for _, cfg := range c.configs {
+			for _, a := range cfg.auths {
+				for _, secret := range []string{a.cfg.Password, a.cfg.Auth, a.cfg.IdentityToken, a.cfg.RegistryToken} {
+					if secret != "" {
+						opts.Mask(secret)
+					}
+				}
+			}
+		}
+	}
+	c.transport = c.newTransport()
 	return c, nil
 }
 
 // IsInsecure reports whether host[:port] is on the insecure list.
-func (c *Client) IsInsecure(host string) bool { return c.insecure[host] }
+func (c *Client) IsInsecure(host string) bool { return c.insecure.contains(host, "") }
 
 func (c *Client) nameOptions(s string) []name.Option {
 	host := s
 	if i := strings.IndexByte(s, '/'); i >= 0 {
 		host = s[:i]
 	}
-	if c.insecure[host] {
+	if c.IsInsecure(host) {
 		return []name.Option{name.Insecure}
 	}
 	return nil
@@ -99,11 +185,69 @@ func (c *Client) Repo(s string) (name.Repository, error) {
 
 // RemoteOptions returns the go-containerregistry options for one operation.
 // targets are the registries written to: Username/Password apply to them only.
+//
+// Retries happen per HTTP request in hoist's transport (with the request body
+// re-sent); go-containerregistry's own retries are limited to restarting a
+// blob upload the registry lost track of.
 func (c *Client) RemoteOptions(ctx context.Context, targets ...name.Registry) []remote.Option {
+	r := c.opts.Retry.withDefaults()
 	return []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithAuthFromKeychain(authn.DefaultKeychain),
-		remote.WithTransport(c.base),
+		remote.WithAuthFromKeychain(c.Keychain(targets...)),
+		remote.WithTransport(c.transport),
 		remote.WithUserAgent(c.opts.UserAgent),
+		remote.WithRetryStatusCodes(),
+		remote.WithRetryPredicate(restartUpload),
+		remote.WithRetryBackoff(remote.Backoff{Duration: r.Initial, Factor: 2, Jitter: 0.5, Steps: 2}),
 	}
+}
+
+// Pusher returns a remote.Pusher for one run: manifest and blob writes
+// through it share one ping and one token per repository. Pass it to other
+// calls with remote.Reuse.
+func (c *Client) Pusher(ctx context.Context, targets ...name.Registry) (*remote.Pusher, error) {
+	p, err := remote.NewPusher(c.RemoteOptions(ctx, targets...)...)
+	if err != nil {
+		return nil, fmt.Errorf("setting up registry writes: %w", err)
+	}
+	return p, nil
+}
+
+// Puller returns a remote.Puller for one run: reads through it share one
+// ping and one token per repository.
+func (c *Client) Puller(ctx context.Context, targets ...name.Registry) (*remote.Puller, error) {
+	p, err := remote.NewPuller(c.RemoteOptions(ctx, targets...)...)
+	if err != nil {
+		return nil, fmt.Errorf("setting up registry reads: %w", err)
+	}
+	return p, nil
+}
+
+// Keychain returns the keychain of this client; Username/Password apply to
+// the targets only.
+func (c *Client) Keychain(targets ...name.Registry) authn.Keychain {
+	k := keychain{c: c, targets: map[string]bool{}}
+	for _, t := range targets {
+		k.targets[t.RegistryStr()] = true
+	}
+	return k
+}
+
+// Source names where the credentials last resolved for host (a registry
+// such as "ghcr.io" or "127.0.0.1:5000") came from, e.g. "GITHUB_TOKEN",
+// or "" when none were found (anonymous). It never returns a secret.
+func (c *Client) Source(host string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sources[registryKey(host)]
+}
+
+// registryKey normalizes a host the way name.Registry does (docker.io →
+// index.docker.io).
+func registryKey(host string) string {
+	host = hostOf(host)
+	if r, err := name.NewRegistry(host); err == nil {
+		return r.RegistryStr()
+	}
+	return host
 }

@@ -1,0 +1,89 @@
+package retag_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hoist-ci/hoist/components/retag"
+	"github.com/hoist-ci/hoist/internal/registry"
+	"github.com/hoist-ci/hoist/internal/testrig"
+)
+
+// These tests run against the real CNCF distribution registry (Debian's
+// docker-registry), started per test by testrig.
+
+const canary = "CANARY-7f3a9c-not-for-logs"
+
+func digestsOf(t *testing.T, repo string, auth authn.Authenticator, tags ...string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, tag := range tags {
+		ref, err := name.ParseReference(repo+":"+tag, name.Insecure)
+		require.NoError(t, err)
+		d, err := remote.Head(ref, remote.WithAuth(auth))
+		require.NoError(t, err, tag)
+		out[tag] = d.Digest.String()
+	}
+	return out
+}
+
+func TestRealRegistryWithHtpasswdAuth(t *testing.T) {
+	reg := testrig.Registry(t, testrig.RegistryOptions{Users: map[string]string{"ci": "s3cret-pass"}})
+	auth := &authn.Basic{Username: "ci", Password: "s3cret-pass"}
+	repo := reg.Host + "/team/app"
+	desc := testrig.PushRandomImage(t, repo+":abc1234", remote.WithAuth(auth))
+
+	client, err := registry.New(registry.Options{Username: "ci", Password: "s3cret-pass", Insecure: []string{reg.Host}})
+	require.NoError(t, err)
+	res, err := retag.Run(context.Background(), retag.Options{
+		Source: repo + ":abc1234", Tags: []string{"v1.4.2"}, SemverAliases: true, Registry: client,
+	})
+	require.NoError(t, err)
+	require.Len(t, res.Tags, 5) // v1.4.2 1.4.2 1.4 1 latest
+	for tag, d := range digestsOf(t, repo, auth, "v1.4.2", "1.4.2", "1.4", "1", "latest") {
+		require.Equal(t, desc.Digest.String(), d, tag)
+	}
+}
+
+func TestRealRegistryWrongPasswordIsExplainedAndMasked(t *testing.T) {
+	reg := testrig.Registry(t, testrig.RegistryOptions{Users: map[string]string{"ci": "s3cret-pass"}})
+	repo := reg.Host + "/team/app"
+	testrig.PushRandomImage(t, repo+":abc1234", remote.WithAuth(&authn.Basic{Username: "ci", Password: "s3cret-pass"}))
+
+	client, err := registry.New(registry.Options{Username: "ci", Password: canary, Insecure: []string{reg.Host}})
+	require.NoError(t, err)
+	_, err = retag.Run(context.Background(), retag.Options{Source: repo + ":abc1234", Tags: []string{"1.0.0"}, Registry: client})
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), canary)
+	require.Contains(t, err.Error(), reg.Host)
+	require.Contains(t, err.Error(), "password")
+
+	anon, err := registry.New(registry.Options{Insecure: []string{reg.Host}})
+	require.NoError(t, err)
+	_, err = retag.Run(context.Background(), retag.Options{Source: repo + ":abc1234", Tags: []string{"1.0.0"}, Registry: anon})
+	require.ErrorContains(t, err, "username")
+}
+
+func TestRealRegistryThroughFaultyProxy(t *testing.T) {
+	reg := testrig.Registry(t, testrig.RegistryOptions{})
+	proxy := testrig.FaultProxy(t, reg.Host, 3)
+	desc := testrig.PushRandomIndex(t, reg.Host+"/team/app:abc1234")
+
+	client, err := registry.New(registry.Options{Insecure: []string{proxy.Host}})
+	require.NoError(t, err)
+	res, err := retag.Run(context.Background(), retag.Options{
+		Source: proxy.Host + "/team/app:abc1234", Tags: []string{"v1.4.2"}, SemverAliases: true,
+		Destinations: []string{proxy.Host + "/prod/app"}, Registry: client,
+	})
+	require.NoError(t, err)
+	require.Equal(t, desc.Digest.String(), res.Digest)
+	require.Positive(t, proxy.Faults(), "the proxy injected faults")
+	for tag, d := range digestsOf(t, reg.Host+"/prod/app", authn.Anonymous, "v1.4.2", "1.4.2", "1.4", "1", "latest") {
+		require.Equal(t, desc.Digest.String(), d, tag)
+	}
+}

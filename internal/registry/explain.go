@@ -1,0 +1,159 @@
+package registry
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// AuthError is a registry's refusal (401/403) explained: which registry,
+// what hoist found, what to set. Its text never contains a secret.
+type AuthError struct {
+	Action     string // "pushing to", "reading"
+	Repository string
+	Registry   string
+	Status     int
+	Source     string // "" when hoist found no credentials
+	Hint       string // what to set
+	Err        error
+}
+
+func (e *AuthError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s: the registry answered %d %s: ", e.Action, e.Repository, e.Status, http.StatusText(e.Status))
+	if e.Source == "" {
+		fmt.Fprintf(&b, "hoist found no credentials for %s; %s", e.Registry, e.Hint)
+	} else {
+		verb := "were refused"
+		if e.Status == http.StatusForbidden {
+			verb = "do not allow this"
+		}
+		fmt.Fprintf(&b, "the credentials for %s from %s %s; check that they are valid and may %s %s, or %s",
+			e.Registry, e.Source, verb, verbOf(e.Action), e.Repository, e.Hint)
+	}
+	if e.Action == "reading" {
+		b.WriteString(" (some registries also answer 401/403 for a repository that does not exist: check the name)")
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, " [%v]", e.Err)
+	}
+	return b.String()
+}
+
+// verbOf turns "pushing to" into "push to" and "reading" into "read".
+func verbOf(action string) string {
+	switch action {
+	case "pushing to":
+		return "push to"
+	case "reading":
+		return "read"
+	}
+	return "access"
+}
+
+func (e *AuthError) Unwrap() error { return e.Err }
+
+// explained adds a hint to an error without changing what it wraps.
+type explained struct {
+	msg string
+	err error
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.err }
+
+// IsAuthError reports whether err is a registry's 401/403 (or an
+// UNAUTHORIZED/DENIED error code).
+func IsAuthError(err error) (status int, ok bool) {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return 0, false
+	}
+	if te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden {
+		return te.StatusCode, true
+	}
+	for _, d := range te.Errors {
+		switch d.Code {
+		case transport.UnauthorizedErrorCode:
+			return http.StatusUnauthorized, true
+		case transport.DeniedErrorCode:
+			return http.StatusForbidden, true
+		}
+	}
+	return 0, false
+}
+
+// Explain turns a registry error into one that says what to do: a 401/403
+// becomes an *AuthError naming the registry, where hoist's credentials came
+// from (or that there were none) and what to set; a plain-HTTP refusal or a
+// TLS failure gets the insecure-registries hint. action is "pushing to" or
+// "reading". Any other error is returned unchanged.
+func (c *Client) Explain(err error, repo name.Repository, action string) error {
+	if err == nil {
+		return nil
+	}
+	var ae *AuthError
+	if errors.As(err, &ae) {
+		return err
+	}
+	reg := repo.RegistryStr()
+	if status, ok := IsAuthError(err); ok {
+		return &AuthError{
+			Action:     action,
+			Repository: repo.String(),
+			Registry:   reg,
+			Status:     status,
+			Source:     c.Source(reg),
+			Hint:       c.hint(reg),
+			Err:        err,
+		}
+	}
+	if c.IsInsecure(reg) {
+		return err
+	}
+	var ie *InsecureError
+	var uae x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var cve *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &uae) || errors.As(err, &he) || errors.As(err, &cve):
+		return &explained{msg: fmt.Sprintf("%s %s: %v (hoist cannot verify the TLS certificate of %s: install its CA certificate, "+
+			"or add it to insecure-registries to skip verification: insecure-registries: %s)", action, repo, err, reg, reg), err: err}
+	case errors.As(err, &ie):
+		return &explained{msg: fmt.Sprintf("%s %s: %v", action, repo, ie), err: err}
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
+		return &explained{msg: fmt.Sprintf("%s %s: %v (%s serves plain HTTP: add it to insecure-registries: %s)", action, repo, err, reg, reg), err: err}
+	}
+	return err
+}
+
+// hint lists what to set for reg, most specific first.
+func (c *Client) hint(reg string) string {
+	var specific []string
+	host := strings.ToLower(reg)
+	if h, _, ok := strings.Cut(host, ":"); ok {
+		host = h
+	}
+	switch {
+	case reg == "ghcr.io":
+		specific = append(specific, "on GitHub Actions pass GITHUB_TOKEN to the step (env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}) and grant the job `permissions: packages: write`")
+	case isECR(host):
+		specific = append(specific, "for Amazon ECR provide AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or a web identity role)")
+	case isACR(host):
+		specific = append(specific, "for Azure ACR set AZURE_CLIENT_ID and AZURE_TENANT_ID with AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE (workload identity)")
+	case isGoogle(host):
+		specific = append(specific, "for Google provide application default credentials (GOOGLE_APPLICATION_CREDENTIALS or workload identity)")
+	}
+	if ci := c.getenv("CI_REGISTRY"); ci != "" && registryKey(ci) == reg {
+		specific = append(specific, "GitLab's CI_REGISTRY_USER/CI_REGISTRY_PASSWORD apply to "+reg+": check that the job token may access this project")
+	}
+	generic := fmt.Sprintf("set the username and password inputs, or registry-auth (a Docker config JSON, raw or base64, with an entry for %s), "+
+		"or DOCKER_AUTH_CONFIG, or a $DOCKER_CONFIG/config.json that has credentials for %s (GitLab: CI_REGISTRY_USER/CI_REGISTRY_PASSWORD; GitHub: GITHUB_TOKEN for ghcr.io)", reg, reg)
+	return strings.Join(append(specific, generic), "; ")
+}

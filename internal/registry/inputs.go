@@ -1,0 +1,36 @@
+package registry
+
+import (
+	"log/slog"
+)
+
+// Inputs is what a tool's platform layer answers about the registry inputs
+// every registry tool declares (internal/spec.RegistryInputs). internal/ci's
+// Job satisfies it.
+type Inputs interface {
+	String(name string) string
+	List(name string) []string
+	Bool(name string) (bool, error)
+	Getenv(key string) string
+	Mask(secret string)
+}
+
+// FromInputs builds the Client of one tool run from its inputs and the
+// environment's credential conventions.
+func FromInputs(in Inputs, userAgent string, log *slog.Logger) (*Client, error) {
+	http1, err := in.Bool("http1")
+	if err != nil {
+		return nil, err
+	}
+	return New(Options{
+		Username:     in.String("username"),
+		Password:     in.String("password"),
+		RegistryAuth: in.String("registry-auth"),
+		Insecure:     in.List("insecure-registries"),
+		HTTP1:        http1,
+		UserAgent:    userAgent,
+		Getenv:       in.Getenv,
+		Log:          log,
+		Mask:         in.Mask,
+	})
+}

@@ -1,0 +1,350 @@
+package registry
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"golang.org/x/net/http/httpproxy"
+)
+
+// retryStatus are the HTTP statuses retried by the transport.
+var retryStatus = map[int]bool{
+	http.StatusRequestTimeout:      true,
+	http.StatusTooManyRequests:     true,
+	http.StatusInternalServerError: true,
+	http.StatusBadGateway:          true,
+	http.StatusServiceUnavailable:  true,
+	http.StatusGatewayTimeout:      true,
+}
+
+// InsecureError is returned for a plain-HTTP request to a host that is not
+// on the insecure list. go-containerregistry falls back to HTTP for
+// localhost, loopback and private addresses on its own; hoist does not.
+type InsecureError struct {
+	Host string
+}
+
+func (e *InsecureError) Error() string {
+	return fmt.Sprintf("refusing plain HTTP to %s: it is not in insecure-registries; "+
+		"if this registry really serves plain HTTP (or a certificate hoist cannot verify), add it: insecure-registries: %s", e.Host, e.Host)
+}
+
+// hostSet is the insecure list: "host:port" entries match exactly, "host"
+// entries match the host on any port.
+type hostSet struct {
+	exact   map[string]bool
+	anyPort map[string]bool
+}
+
+func parseInsecure(list []string) (hostSet, error) {
+	s := hostSet{exact: map[string]bool{}, anyPort: map[string]bool{}}
+	for _, raw := range list {
+		h := strings.ToLower(strings.TrimSpace(raw))
+		if h == "" {
+			continue
+		}
+		h = strings.TrimPrefix(strings.TrimPrefix(h, "http://"), "https://")
+		h = strings.TrimSuffix(h, "/")
+		if h == "" || strings.ContainsAny(h, "/ \t?#@") {
+			return hostSet{}, fmt.Errorf("input \"insecure-registries\": %q is not a registry host[:port]; list hosts such as 127.0.0.1:5000 or registry.local", raw)
+		}
+		if host, port, err := net.SplitHostPort(h); err == nil {
+			s.exact[net.JoinHostPort(host, port)] = true
+			continue
+		}
+		s.anyPort[strings.Trim(h, "[]")] = true
+	}
+	return s, nil
+}
+
+// contains reports whether hostport (as in a URL) is on the list. scheme,
+// when given, supplies the default port of a URL without one.
+func (s hostSet) contains(hostport, scheme string) bool {
+	h := strings.ToLower(hostport)
+	if s.exact[h] {
+		return true
+	}
+	host, port, err := net.SplitHostPort(h)
+	if err != nil {
+		host, port = strings.Trim(h, "[]"), ""
+	}
+	if s.anyPort[host] {
+		return true
+	}
+	if port == "" {
+		switch scheme {
+		case "https":
+			return s.exact[net.JoinHostPort(host, "443")]
+		case "http":
+			return s.exact[net.JoinHostPort(host, "80")]
+		}
+	}
+	return false
+}
+
+// newTransport builds retrier → guard → (secure | insecure) base.
+func (c *Client) newTransport() http.RoundTripper {
+	base := c.opts.Transport
+	if base == nil {
+		t := remote.DefaultTransport.(*http.Transport).Clone()
+		t.Proxy = proxyFromGetenv(c.getenv)
+		base = t
+	}
+	secure, insecure := base, base
+	if ht, ok := base.(*http.Transport); ok {
+		s := ht.Clone()
+		i := ht.Clone()
+		if i.TLSClientConfig == nil {
+			i.TLSClientConfig = &tls.Config{}
+		}
+		i.TLSClientConfig.InsecureSkipVerify = true //nolint:gosec // only for hosts the user listed in insecure-registries
+		if c.opts.HTTP1 {
+			forceHTTP1(s)
+			forceHTTP1(i)
+		}
+		secure, insecure = s, i
+	}
+	return &retrier{
+		inner:  &guard{insecure: c.insecure, secure: secure, insecureRT: insecure},
+		policy: c.opts.Retry.withDefaults(),
+		c:      c,
+	}
+}
+
+func forceHTTP1(t *http.Transport) {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	t.Protocols = &p
+	t.ForceAttemptHTTP2 = false
+	t.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+	if t.TLSClientConfig != nil {
+		// A configured ALPN list offering h2 would negotiate HTTP/2 anyway.
+		t.TLSClientConfig = t.TLSClientConfig.Clone()
+		var protos []string
+		for _, p := range t.TLSClientConfig.NextProtos {
+			if p != "h2" {
+				protos = append(protos, p)
+			}
+		}
+		t.TLSClientConfig.NextProtos = protos
+	}
+}
+
+// proxyFromGetenv honours HTTP(S)_PROXY/NO_PROXY read through getenv.
+func proxyFromGetenv(getenv func(string) string) func(*http.Request) (*url.URL, error) {
+	first := func(keys ...string) string {
+		for _, k := range keys {
+			if v := getenv(k); v != "" {
+				return v
+			}
+		}
+		return ""
+	}
+	f := (&httpproxy.Config{
+		HTTPProxy:  first("HTTP_PROXY", "http_proxy"),
+		HTTPSProxy: first("HTTPS_PROXY", "https_proxy"),
+		NoProxy:    first("NO_PROXY", "no_proxy"),
+	}).ProxyFunc()
+	return func(r *http.Request) (*url.URL, error) { return f(r.URL) }
+}
+
+// guard refuses plain HTTP to hosts not on the insecure list and routes
+// listed hosts through the transport that skips TLS verification.
+type guard struct {
+	insecure   hostSet
+	secure     http.RoundTripper
+	insecureRT http.RoundTripper
+}
+
+func (g *guard) RoundTrip(req *http.Request) (*http.Response, error) {
+	listed := g.insecure.contains(req.URL.Host, req.URL.Scheme)
+	if req.URL.Scheme == "http" && !listed {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, &InsecureError{Host: req.URL.Host}
+	}
+	if listed {
+		return g.insecureRT.RoundTrip(req)
+	}
+	return g.secure.RoundTrip(req)
+}
+
+// retrier retries one request on retryStatus and connection failures with
+// exponential backoff and jitter, re-sending the body through GetBody.
+//
+// It also repairs re-sends by outer layers: go-containerregistry's bearer
+// transport re-sends the very same *http.Request after a token refresh, whose
+// body was consumed by the first send. The retrier sends a clone and marks
+// the original's body as sent, so a second RoundTrip of it re-reads the body
+// through GetBody instead of sending nothing.
+type retrier struct {
+	inner  http.RoundTripper
+	policy Retry
+	c      *Client
+}
+
+// sentBody marks a request body that was already sent once.
+type sentBody struct{ io.ReadCloser }
+
+func (r *retrier) RoundTrip(in *http.Request) (*http.Response, error) {
+	ctx := in.Context()
+	hasBody := in.Body != nil && in.Body != http.NoBody
+	_, alreadySent := in.Body.(sentBody)
+	replayable := !hasBody || in.GetBody != nil
+	if alreadySent && in.GetBody == nil {
+		return nil, fmt.Errorf("%s %s: the request body was already sent and cannot be re-sent", in.Method, redactURL(in.URL))
+	}
+	max := r.policy.Attempts
+	for attempt := 1; ; attempt++ {
+		req := in.Clone(ctx)
+		if hasBody && (attempt > 1 || alreadySent) {
+			body, err := in.GetBody()
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: re-reading the request body: %w", in.Method, redactURL(in.URL), err)
+			}
+			req.Body = body
+		}
+		resp, err := r.inner.RoundTrip(req)
+		if hasBody && !alreadySent && attempt == 1 {
+			in.Body = sentBody{in.Body}
+		}
+		var reason string
+		var wait time.Duration
+		switch {
+		case err != nil:
+			if !replayable || attempt >= max || !retryableError(ctx, err) {
+				if attempt > 1 {
+					return nil, fmt.Errorf("giving up after %d attempts: %w", attempt, err)
+				}
+				return nil, err
+			}
+			reason = describeNetError(err)
+		case retryStatus[resp.StatusCode] && replayable && attempt < max:
+			reason = strconv.Itoa(resp.StatusCode)
+			wait = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+		default:
+			return resp, nil
+		}
+		d := r.backoff(attempt)
+		if wait > d {
+			d = min(wait, r.policy.Max)
+		}
+		r.c.log.Info(fmt.Sprintf("retrying %s %s after %s (attempt %d/%d)", in.Method, redactURL(in.URL), reason, attempt+1, max),
+			"method", in.Method, "url", redactURL(in.URL), "reason", reason, "attempt", attempt+1, "attempts", max, "delay", d)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// backoff is Initial·2^(attempt-1), capped at Max, with the upper half jittered.
+func (r *retrier) backoff(attempt int) time.Duration {
+	d := r.policy.Initial
+	for i := 1; i < attempt && d < r.policy.Max; i++ {
+		d *= 2
+	}
+	d = min(d, r.policy.Max)
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+// retryAfter parses a Retry-After header (seconds or an HTTP date).
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// retryableError: connection resets, unexpected EOFs, broken pipes, timeouts
+// of the connection (not of the caller's context).
+func retryableError(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var ie *InsecureError
+	if errors.As(err, &ie) {
+		return false
+	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	msg := err.Error()
+	for _, s := range []string{"connection reset", "broken pipe", "server closed idle connection", "transport connection broken", "GOAWAY", "REFUSED_STREAM"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func describeNetError(err error) string {
+	switch {
+	case errors.Is(err, syscall.ECONNRESET) || strings.Contains(err.Error(), "connection reset"):
+		return "a connection reset"
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "an unexpected EOF"
+	case errors.Is(err, syscall.EPIPE) || strings.Contains(err.Error(), "broken pipe"):
+		return "a broken pipe"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "a timeout"
+	}
+	return "a connection error"
+}
+
+// redactURL drops the query (upload URLs carry state tokens) and userinfo.
+func redactURL(u *url.URL) string {
+	return u.Scheme + "://" + u.Host + u.EscapedPath()
+}
+
+// restartUpload is go-containerregistry's retry predicate: per-request
+// retries happen in the retrier, so ggcr only restarts a whole blob upload
+// when the registry lost or rejected the upload session.
+func restartUpload(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	if te.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+		return true
+	}
+	for _, d := range te.Errors {
+		if d.Code == transport.BlobUploadInvalidErrorCode || d.Code == transport.BlobUploadUnknownErrorCode {
+			return true
+		}
+	}
+	return false
+}
