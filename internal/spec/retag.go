@@ -7,6 +7,8 @@ func Retag() Tool {
 		Title:       "Give an already-built image its release tags without rebuilding",
 		Description: "Tag an image already in a registry (1.4.2, 1.4, 1, latest) without rebuilding, or promote it to another registry.",
 		Stage:       "deploy",
+		Icon:        "tag",
+		Color:       "blue",
 		Inputs: append([]Input{
 			{Name: "source", Type: String, Description: "Image to retag (`repo:tag` or `repo@digest`). Default: `<image>:<short sha>`."},
 			{Name: "image", Type: String, Description: "Repository the tags are written to. Default: the source's repository; with no source either, the project's own (`$CI_REGISTRY_IMAGE` on GitLab, `ghcr.io/<owner>/<repo>` on GitHub)."},

@@ -8,6 +8,7 @@ package spec
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -59,7 +60,12 @@ type Tool struct {
 	// Description is the action's description (one sentence).
 	Description string
 	// Stage is the default GitLab stage of the tool's component job.
-	Stage   string
+	Stage string
+	// Icon and Color brand the GitHub action on the Marketplace: a Feather
+	// icon name and a badge color (see GitHub's metadata syntax). Empty
+	// means "box" and "blue".
+	Icon    string
+	Color   string
 	Inputs  []Input
 	Outputs []Output
 }
@@ -97,37 +103,40 @@ func UpperSnake(s string) string {
 	return strings.ToUpper(strings.ReplaceAll(s, "-", "_"))
 }
 
-// Validate checks a declaration for mistakes a generator would propagate.
+// Validate checks a declaration for mistakes a generator would propagate,
+// including those GitHub or GitLab would only report when a pipeline runs.
 func (t Tool) Validate() error {
+	if !isKebab(t.Name) {
+		return fmt.Errorf("tool %q: names are kebab-case", t.Name)
+	}
+	if t.Description == "" || t.Title == "" || t.Stage == "" {
+		return fmt.Errorf("tool %s: Title, Description and Stage are required", t.Name)
+	}
+	reserved := map[string]bool{}
+	for _, in := range ComponentInputs(t) {
+		reserved[in.Name] = true
+	}
 	seen := map[string]bool{}
 	for _, in := range t.Inputs {
-		if in.Name == "" || in.Name != strings.ToLower(in.Name) || strings.ContainsAny(in.Name, " _") {
+		if !isKebab(in.Name) {
 			return fmt.Errorf("tool %s: input %q: names are kebab-case", t.Name, in.Name)
 		}
 		if seen[in.Name] {
 			return fmt.Errorf("tool %s: input %q declared twice", t.Name, in.Name)
 		}
 		seen[in.Name] = true
-		switch in.Type {
-		case String, Boolean, Number, List:
-		default:
-			return fmt.Errorf("tool %s: input %q: unknown type %q", t.Name, in.Name, in.Type)
+		if reserved[in.Name] {
+			return fmt.Errorf("tool %s: input %q collides with the GitLab component's own input of that name; rename it", t.Name, in.Name)
 		}
-		if in.Description == "" {
-			return fmt.Errorf("tool %s: input %q has no description", t.Name, in.Name)
-		}
-		if in.Required && in.Default != "" {
-			return fmt.Errorf("tool %s: input %q is required and has a default", t.Name, in.Name)
-		}
-		if len(in.Options) > 0 && in.Default != "" && !contains(in.Options, in.Default) {
-			return fmt.Errorf("tool %s: input %q: default %q is not one of %v", t.Name, in.Name, in.Default, in.Options)
-		}
-		if in.Type == Boolean && in.Default != "" && in.Default != "true" && in.Default != "false" {
-			return fmt.Errorf("tool %s: input %q: boolean default %q", t.Name, in.Name, in.Default)
+		if err := in.validate(); err != nil {
+			return fmt.Errorf("tool %s: input %q: %w", t.Name, in.Name, err)
 		}
 	}
 	outs := map[string]bool{}
 	for _, out := range t.Outputs {
+		if !isKebab(out.Name) {
+			return fmt.Errorf("tool %s: output %q: names are kebab-case", t.Name, out.Name)
+		}
 		if outs[out.Name] {
 			return fmt.Errorf("tool %s: output %q declared twice", t.Name, out.Name)
 		}
@@ -137,6 +146,71 @@ func (t Tool) Validate() error {
 		}
 	}
 	return nil
+}
+
+func (in Input) validate() error {
+	switch in.Type {
+	case String, Boolean, Number, List:
+	default:
+		return fmt.Errorf("unknown type %q", in.Type)
+	}
+	if in.Description == "" {
+		return fmt.Errorf("no description")
+	}
+	if in.Required && (in.Default != "" || in.GitLabDefault != "") {
+		return fmt.Errorf("required and has a default")
+	}
+	for _, def := range []string{in.Default, in.GitLabDefault} {
+		if def == "" {
+			continue
+		}
+		switch in.Type {
+		case Boolean:
+			if def != "true" && def != "false" {
+				return fmt.Errorf("boolean default %q (want true or false)", def)
+			}
+		case Number:
+			if _, err := strconv.ParseFloat(def, 64); err != nil {
+				return fmt.Errorf("number default %q is not a number", def)
+			}
+		}
+	}
+	if len(in.Options) > 0 {
+		if in.Type != String {
+			return fmt.Errorf("options are only for string inputs (GitLab allows them on strings and numbers, GitHub on none)")
+		}
+		if !in.Required && in.Default == "" && in.GitLabDefault == "" {
+			return fmt.Errorf("an optional input with options needs a default: GitLab rejects an empty default that is not an option")
+		}
+		for _, def := range []string{in.Default, in.GitLabDefault} {
+			if def != "" && !contains(in.Options, def) {
+				return fmt.Errorf("default %q is not one of %v", def, in.Options)
+			}
+		}
+	}
+	return nil
+}
+
+func isKebab(s string) bool {
+	if s == "" || s[0] == '-' || s[len(s)-1] == '-' || strings.Contains(s, "--") {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
+			return false
+		}
+	}
+	return s[0] >= 'a' && s[0] <= 'z'
+}
+
+// ComponentInputs are the inputs every GitLab component has besides the
+// tool's own: they shape the job, not the tool, and exist only on GitLab.
+func ComponentInputs(t Tool) []Input {
+	return []Input{
+		{Name: "job-name", Type: String, Default: t.Name, Description: "Name of the job the component adds."},
+		{Name: "stage", Type: String, Default: t.Stage, Description: "Stage the job runs in."},
+		{Name: "job-image", Type: String, Default: Image(), Description: "Image the job runs: hoist's, with every tool and a shell."},
+	}
 }
 
 func contains(list []string, s string) bool {

@@ -1,0 +1,202 @@
+package spec
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+)
+
+// schemasDir holds the GitHub and GitLab schemas, beside the repository
+// (CI clones the repository next to shared/).
+var schemasDir = filepath.Join(repoRoot, "..", "shared", "schemas")
+
+// schemas compiles the three schemas offline (their $refs are all local).
+func schemas(t *testing.T) (action, workflow, gitlab *jsonschema.Schema) {
+	t.Helper()
+	if _, err := os.Stat(schemasDir); err != nil {
+		t.Fatalf("the schemas are missing: %v; clone the shared/ directory beside the repository so that ../shared/schemas/{github-action,github-workflow,gitlab-ci}.json exist", err)
+	}
+	compile := func(name string) *jsonschema.Schema {
+		p, err := filepath.Abs(filepath.Join(schemasDir, name))
+		require.NoError(t, err)
+		f, err := os.Open(p)
+		require.NoError(t, err)
+		defer f.Close()
+		doc, err := jsonschema.UnmarshalJSON(f)
+		require.NoError(t, err, "reading %s", p)
+		c := jsonschema.NewCompiler()
+		require.NoError(t, c.AddResource(p, doc))
+		sch, err := c.Compile(p)
+		require.NoError(t, err, "compiling %s", p)
+		return sch
+	}
+	return compile("github-action.json"), compile("github-workflow.json"), compile("gitlab-ci.json")
+}
+
+// yamlDocuments decodes every document of a YAML stream into JSON values.
+// Custom tags (GitLab's !reference) are read as their plain YAML kind.
+func yamlDocuments(data []byte) ([]any, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var docs []any
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("parsing YAML: %w", err)
+		}
+		dropCustomTags(&n)
+		var v any
+		if err := n.Decode(&v); err != nil {
+			return nil, fmt.Errorf("decoding YAML: %w", err)
+		}
+		j, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("converting YAML to JSON: %w", err)
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(j))
+		if err != nil {
+			return nil, fmt.Errorf("reading the JSON of a YAML document: %w", err)
+		}
+		docs = append(docs, doc)
+	}
+}
+
+func dropCustomTags(n *yaml.Node) {
+	if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
+		n.Tag = ""
+	}
+	for _, c := range n.Content {
+		dropCustomTags(c)
+	}
+}
+
+func validateYAML(t *testing.T, sch *jsonschema.Schema, name string, data []byte) {
+	t.Helper()
+	docs, err := yamlDocuments(data)
+	require.NoError(t, err, name)
+	require.NotEmpty(t, docs, "%s has no YAML document", name)
+	for i, doc := range docs {
+		if err := sch.Validate(doc); err != nil {
+			t.Errorf("%s, document %d, does not match %s:\n%v", name, i+1, sch.Location, err)
+		}
+	}
+}
+
+// repoFiles lists the files under dir (relative to the repository) that
+// match, by base name, one of the patterns; a missing dir lists none.
+func repoFiles(t *testing.T, dir string, patterns ...string) []string {
+	t.Helper()
+	var out []string
+	root := filepath.Join(repoRoot, dir)
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		for _, pat := range patterns {
+			if ok, _ := filepath.Match(pat, d.Name()); ok {
+				out = append(out, p)
+				break
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	require.NoError(t, err)
+	return out
+}
+
+func TestFilesMatchSchemas(t *testing.T) {
+	action, workflow, gitlab := schemas(t)
+	tests := []struct {
+		name     string
+		schema   *jsonschema.Schema
+		files    []string
+		nonEmpty bool
+	}{
+		{name: "GitHub actions", schema: action, nonEmpty: true, files: append(
+			repoFiles(t, "actions", "action.yml", "action.yaml"),
+			repoFiles(t, ".", "action.yml")...)},
+		{name: "GitLab components", schema: gitlab, nonEmpty: true, files: repoFiles(t, "templates", "*.yml")},
+		{name: "GitLab examples", schema: gitlab, files: repoFiles(t, "examples", ".gitlab-ci.yml")},
+		{name: "GitHub workflows", schema: workflow, files: append(
+			repoFiles(t, "examples/github", "*.yml", "*.yaml"),
+			repoFiles(t, ".github/workflows", "*.yml", "*.yaml")...)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.nonEmpty {
+				require.NotEmpty(t, tt.files)
+			}
+			for _, f := range dedupe(tt.files) {
+				data, err := os.ReadFile(f)
+				require.NoError(t, err)
+				validateYAML(t, tt.schema, f, data)
+			}
+		})
+	}
+}
+
+// TestRenderedFakeToolMatchesSchemas checks the generators on every kind of
+// input, beyond what the real tools declare today.
+func TestRenderedFakeToolMatchesSchemas(t *testing.T) {
+	action, _, gitlab := schemas(t)
+	files, err := render(os.DirFS(filepath.Join("testdata", "fake-tool", "input")), []Tool{fakeTool()})
+	require.NoError(t, err)
+	validateYAML(t, action, "actions/fake-tool/action.yml", files["actions/fake-tool/action.yml"])
+	validateYAML(t, gitlab, "templates/fake-tool.yml", files["templates/fake-tool.yml"])
+}
+
+// TestSchemasCatchMistakes makes sure the validation is not vacuous.
+func TestSchemasCatchMistakes(t *testing.T) {
+	action, _, gitlab := schemas(t)
+	tests := []struct {
+		name   string
+		schema *jsonschema.Schema
+		doc    string
+	}{
+		{name: "action without runs", schema: action, doc: "name: x\ndescription: y\n"},
+		{name: "action with a bad icon", schema: action, doc: "name: x\ndescription: y\nbranding: {icon: nope}\nruns: {using: docker, image: x}\n"},
+		{name: "boolean input with a string default", schema: gitlab, doc: "spec:\n  inputs:\n    x: {type: boolean, default: 'yes'}\n"},
+		{name: "number input with an empty default", schema: gitlab, doc: "spec:\n  inputs:\n    x: {type: number, default: ''}\n"},
+		{name: "unknown spec key", schema: gitlab, doc: "spec:\n  input: {}\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			docs, err := yamlDocuments([]byte(tt.doc))
+			require.NoError(t, err)
+			require.Error(t, tt.schema.Validate(docs[0]))
+		})
+	}
+}
+
+func dedupe(files []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, f := range files {
+		c := filepath.Clean(f)
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
