@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/Masterminds/semver/v3"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -137,13 +138,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	res := Result{Digest: digest, Image: p.targets[0].Digest(digest).String(), DryRun: opts.DryRun}
 	writes := make(map[name.Repository][]string, len(p.targets))
 	for _, target := range p.targets {
-		tags := slices.Clone(p.tags)
-		latest, err := wantLatest(ctx, opts, log, target, tags, append(ropts, remote.Reuse(puller)))
+		tags, err := targetTags(ctx, opts, log, target, p.tags, append(ropts, remote.Reuse(puller)))
 		if err != nil {
 			return Result{}, err
-		}
-		if latest && !slices.Contains(tags, "latest") {
-			tags = append(tags, "latest")
 		}
 		writes[target] = tags
 	}
@@ -263,43 +260,71 @@ func requestedTags(opts Options, log *slog.Logger) ([]string, error) {
 		}
 		base = []string{tag}
 	}
-	var out []string
 	for _, t := range base {
 		if err := gitmeta.ValidateTag(t); err != nil {
 			return nil, fmt.Errorf("input \"tags\": %w", err)
 		}
-		for _, tag := range gitmeta.ReleaseTags(t, opts.SemverAliases) {
-			if !slices.Contains(out, tag) {
-				out = append(out, tag)
-			}
-		}
 	}
-	return out, nil
+	return base, nil
 }
 
-// wantLatest applies the latest policy for one target repository.
-func wantLatest(ctx context.Context, opts Options, log *slog.Logger, target name.Repository, tags []string, ropts []remote.Option) (bool, error) {
-	switch opts.Latest {
-	case LatestTrue:
-		return true, nil
-	case LatestFalse:
-		return false, nil
+// targetTags returns the tags to write in one target repository: the
+// requested tags, their release aliases and latest, where the floating ones
+// (1.4, 1, latest) move only forward — a backport never takes them from a
+// higher release already in the repository.
+func targetTags(ctx context.Context, opts Options, log *slog.Logger, target name.Repository, base []string, ropts []remote.Option) ([]string, error) {
+	var versions []*semver.Version
+	for _, b := range base {
+		if v, ok := gitmeta.ParseVersion(b); ok {
+			versions = append(versions, v)
+		}
 	}
-	version, ok := gitmeta.HighestStable(tags)
-	if !ok {
-		return false, nil
+	latest := opts.Latest == LatestTrue
+	auto := opts.Latest == LatestAuto || opts.Latest == ""
+	var existing []string
+	if len(versions) > 0 && (opts.SemverAliases || auto) {
+		var err error
+		existing, err = remote.List(target, append(ropts, remote.WithContext(ctx))...)
+		if err != nil && !isNotFound(err) {
+			return nil, opts.Registry.Explain(fmt.Errorf("listing tags of %s to keep floating tags moving forward: %w", target, err), target, "reading")
+		}
 	}
-	existing, err := remote.List(target, append(ropts, remote.WithContext(ctx))...)
-	if err != nil && !isNotFound(err) {
-		return false, opts.Registry.Explain(fmt.Errorf("listing tags of %s for latest=auto: %w", target, err), target, "reading")
+
+	var out []string
+	add := func(t string) {
+		if !slices.Contains(out, t) {
+			out = append(out, t)
+		}
 	}
-	if gitmeta.IsLatest(version, existing) {
-		log.Info("latest=auto: this is the highest stable version in the repository", "repository", target.String(), "version", version.String())
-		return true, nil
+	for _, b := range base {
+		release := gitmeta.ReleaseTags(b, opts.SemverAliases)
+		var held []string
+		if v, ok := gitmeta.ParseVersion(b); ok && opts.SemverAliases {
+			held = gitmeta.HeldBack(v, existing)
+		}
+		for _, t := range release {
+			if slices.Contains(held, t) && !slices.Contains(base, t) {
+				log.Info("not moving a floating tag backwards: the repository has a higher release in its line",
+					"tag", target.Tag(t).String(), "release", b)
+				continue
+			}
+			add(t)
+		}
 	}
-	best, _ := gitmeta.HighestStable(existing)
-	log.Info("latest=auto: not moving latest, the repository has a higher version", "repository", target.String(), "version", version.String(), "highest", best.Original())
-	return false, nil
+	if auto && len(versions) > 0 {
+		v, _ := gitmeta.HighestStable(base)
+		latest = gitmeta.IsLatest(v, existing)
+		if latest {
+			log.Info("latest=auto: this is the highest stable version in the repository", "repository", target.String(), "version", v.String())
+		} else if v != nil {
+			best, _ := gitmeta.HighestStable(existing)
+			log.Info("latest=auto: not moving latest, the repository has a higher version", "repository", target.String(), "version", v.String(), "highest", best.Original())
+		}
+	}
+	if latest {
+		add("latest")
+	}
+	return out, nil
 }
 
 func isNotFound(err error) bool {

@@ -120,6 +120,23 @@ func TestLatestAutoNeverMovesBackwards(t *testing.T) {
 	require.Equal(t, []string{repo + ":v3.0.0-rc.1", repo + ":3.0.0-rc.1"}, pre.Tags, "a pre-release writes only its own tags")
 }
 
+func TestBackportMovesOnlyItsOwnLine(t *testing.T) {
+	e := newEnv(t)
+	repo := e.host + "/team/app"
+	release := testrig.PushRandomImage(t, repo+":release")
+	backport := testrig.PushRandomImage(t, repo+":backport")
+	_, err := retag.Run(context.Background(), retag.Options{Source: repo + ":release", Tags: []string{"v1.4.2"}, SemverAliases: true, Registry: e.client})
+	require.NoError(t, err)
+
+	res, err := retag.Run(context.Background(), retag.Options{Source: repo + ":backport", Tags: []string{"v1.3.9"}, SemverAliases: true, Registry: e.client})
+	require.NoError(t, err)
+	require.Equal(t, []string{repo + ":v1.3.9", repo + ":1.3.9", repo + ":1.3"}, res.Tags)
+	got := e.tags(t, repo)
+	require.Equal(t, release.Digest.String(), got["1"], "1 stays on 1.4.2")
+	require.Equal(t, release.Digest.String(), got["latest"], "latest stays on 1.4.2")
+	require.Equal(t, backport.Digest.String(), got["1.3"])
+}
+
 func TestDryRunWritesNothing(t *testing.T) {
 	e := newEnv(t)
 	repo := e.host + "/team/app"

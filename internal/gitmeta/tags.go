@@ -82,6 +82,35 @@ func ReleaseTags(tag string, aliases bool) []string {
 	return out
 }
 
+// HeldBack returns the floating aliases of version (major.minor, and major
+// from 1 on) that must not move because the repository already holds a
+// higher stable release in that line: releasing backport 1.3.9 after 1.4.2
+// writes 1.3 but leaves 1 on 1.4.2.
+func HeldBack(version *semver.Version, existing []string) []string {
+	if version == nil || version.Prerelease() != "" {
+		return nil
+	}
+	var minorHeld, majorHeld bool
+	for _, t := range existing {
+		v, ok := ParseVersion(t)
+		if !ok || v.Prerelease() != "" || !v.GreaterThan(version) || v.Major() != version.Major() {
+			continue
+		}
+		majorHeld = true
+		if v.Minor() == version.Minor() {
+			minorHeld = true
+		}
+	}
+	var held []string
+	if minorHeld {
+		held = append(held, fmt.Sprintf("%d.%d", version.Major(), version.Minor()))
+	}
+	if majorHeld && version.Major() > 0 {
+		held = append(held, fmt.Sprintf("%d", version.Major()))
+	}
+	return held
+}
+
 // HighestStable returns the highest stable (no pre-release) semver among tags.
 func HighestStable(tags []string) (*semver.Version, bool) {
 	var best *semver.Version

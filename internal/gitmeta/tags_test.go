@@ -53,6 +53,29 @@ func TestIsLatest(t *testing.T) {
 	require.False(t, IsLatest(nil, nil))
 }
 
+func TestHeldBack(t *testing.T) {
+	existing := []string{"1.4.2", "1.4", "1", "1.3.8", "2.0.0-rc.1", "0.9.3", "latest"}
+	tests := []struct {
+		version string
+		want    []string
+	}{
+		{"1.3.9", []string{"1"}},        // backport: 1.3 moves, 1 stays on 1.4.2
+		{"1.4.1", []string{"1.4", "1"}}, // an older patch moves nothing
+		{"1.4.3", nil},                  // forward
+		{"1.5.0", nil},                  // forward
+		{"0.9.1", []string{"0.9"}},      // no bare 0 alias to hold
+		{"2.0.0-rc.2", nil},             // pre-releases have no aliases
+		{"1.4.2", nil},                  // a re-release of the highest
+	}
+	for _, tt := range tests {
+		t.Run(tt.version, func(t *testing.T) {
+			v, ok := ParseVersion(tt.version)
+			require.True(t, ok)
+			require.Equal(t, tt.want, HeldBack(v, existing))
+		})
+	}
+}
+
 func TestSanitizeAndValidateTag(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"release/1.0", "release-1.0"},

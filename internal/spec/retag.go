@@ -13,7 +13,7 @@ func Retag() Tool {
 			{Name: "source", Type: String, Description: "Image to retag (`repo:tag` or `repo@digest`). Default: `<image>:<short sha>`."},
 			{Name: "image", Type: String, Description: "Repository the tags are written to. Default: the source's repository; with no source either, the project's own (`$CI_REGISTRY_IMAGE` on GitLab, `ghcr.io/<owner>/<repo>` on GitHub)."},
 			{Name: "tags", Type: List, Description: "Tags to write. Default on a tag pipeline: the git tag. Elsewhere a tag is required."},
-			{Name: "semver-aliases", Type: Boolean, Default: "true", Description: "A semver tag `v1.4.2` also writes `1.4.2`, `1.4` and `1` (no `0` for 0.x); a pre-release writes only its own tags."},
+			{Name: "semver-aliases", Type: Boolean, Default: "true", Description: "A semver tag `v1.4.2` also writes `1.4.2`, `1.4` and `1` (no `0` for 0.x); `1.4` and `1` only move forward, so a backport leaves them on a higher release; a pre-release writes only its own tags."},
 			{Name: "latest", Type: String, Default: "auto", Options: []string{"auto", "true", "false"}, Description: "Also write `latest`: `auto` only when this version is the highest stable semver in the repository."},
 			{Name: "destination", Type: List, Description: "Repositories to promote into (another registry or repository). Blobs are mounted or copied only when missing; an index is copied byte for byte."},
 			{Name: "expect-digest", Type: String, Description: "Refuse to retag unless the source resolves to this digest (`sha256:...`)."},

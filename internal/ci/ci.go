@@ -1,0 +1,281 @@
+// Package ci is the only code in hoist that knows where it runs: a GitHub
+// Actions step, a GitLab CI/CD job, or a plain command line.
+//
+// It reads a tool's inputs (flags, INPUT_* variables, spec defaults), masks
+// secret inputs before anything is written, fills the git context of the run,
+// and writes outputs, step summaries, annotations and log groups in each
+// platform's own format. Tools see a *Job and never the platform.
+package ci
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/sethvargo/go-githubactions"
+
+	"github.com/hoist-ci/hoist/internal/gitmeta"
+	"github.com/hoist-ci/hoist/internal/spec"
+)
+
+// Platform is where a tool runs.
+type Platform string
+
+// Platforms.
+const (
+	PlatformGitHub Platform = "github"
+	PlatformGitLab Platform = "gitlab"
+	PlatformLocal  Platform = "local"
+)
+
+// Detect tells the platform from the environment: GITHUB_ACTIONS=true is
+// GitHub (also under act), GITLAB_CI=true is GitLab, anything else is local.
+func Detect(getenv func(string) string) Platform {
+	switch {
+	case getenv("GITHUB_ACTIONS") == "true":
+		return PlatformGitHub
+	case getenv("GITLAB_CI") == "true":
+		return PlatformGitLab
+	default:
+		return PlatformLocal
+	}
+}
+
+// Env is everything a tool takes from its process. Tests build one by hand.
+type Env struct {
+	Args   []string // command-line arguments without the program name
+	Getenv func(string) string
+	Stdout io.Writer
+	Stderr io.Writer
+	Dir    string // working directory: the local git repository and workspace
+}
+
+// OSEnv is the process's own environment.
+func OSEnv() Env {
+	dir, err := os.Getwd()
+	if err != nil {
+		dir = "."
+	}
+	return Env{Args: os.Args[1:], Getenv: os.Getenv, Stdout: os.Stdout, Stderr: os.Stderr, Dir: dir}
+}
+
+// ErrHelp is returned by Start after it printed --help or --version.
+var ErrHelp = errors.New("help requested")
+
+// UsageError is an error in how the tool was called: an unknown flag, an
+// input value that does not parse, a required input missing. Main exits 2.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+func usageErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &UsageError{Err: err}
+}
+
+// Exit codes of Main.
+const (
+	ExitOK    = 0
+	ExitError = 1
+	ExitUsage = 2
+)
+
+// Job is one run of a tool: its inputs, its git context, and the platform's
+// ways of reporting. Its methods are safe for concurrent use.
+type Job struct {
+	Platform Platform
+	Tool     spec.Tool
+	Git      gitmeta.Context
+	Log      *slog.Logger
+
+	env     Env
+	inputs  map[string]inputValue
+	masks   *masker
+	logs    *console // the log stream: Stdout on CI, Stderr locally
+	stdout  *console // machine-readable output (local outputs)
+	gh      *githubactions.Action
+	ghRaw   *githubactions.Action // unmasked, for ::add-mask:: only
+	logCore *logCore
+
+	now       func() time.Time
+	delimiter func() string
+	sections  *counter
+}
+
+// Main runs a tool: Start, run, write outputs, report the error. It returns
+// the process exit code: 0, 1 for a failed run, 2 for a usage error.
+func Main(ctx context.Context, tool spec.Tool, env Env, run func(context.Context, *Job) (map[string]string, error)) int {
+	j, err := start(ctx, tool, env)
+	if errors.Is(err, ErrHelp) {
+		return ExitOK
+	}
+	if err != nil {
+		j.reportError(err)
+		var ue *UsageError
+		if errors.As(err, &ue) {
+			if j.Platform == PlatformLocal {
+				j.logs.printf("run '%s --help' for the flags\n", tool.Name)
+			}
+			return ExitUsage
+		}
+		return ExitError
+	}
+	outputs, runErr := j.call(ctx, run)
+	if outErr := j.writeOutputs(outputs); outErr != nil {
+		runErr = errors.Join(runErr, outErr)
+	}
+	if runErr == nil {
+		return ExitOK
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		why := "interrupted (SIGINT/SIGTERM)"
+		if errors.Is(ctxErr, context.DeadlineExceeded) {
+			why = "timed out"
+		}
+		runErr = fmt.Errorf("%s %s before it finished: %w", tool.Name, why, runErr)
+	}
+	j.reportError(runErr)
+	return ExitError
+}
+
+// call runs run, turning a panic into an error so outputs and the masked
+// error report still happen.
+func (j *Job) call(ctx context.Context, run func(context.Context, *Job) (map[string]string, error)) (outputs map[string]string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error in %s: %v", j.Tool.Name, r)
+		}
+	}()
+	return run(ctx, j)
+}
+
+// reportError prints a run's error through the masks: ::error:: on GitHub,
+// "error: ..." elsewhere.
+func (j *Job) reportError(err error) {
+	j.logCore.emit(slog.LevelError, err.Error())
+}
+
+// Start parses and validates the inputs, masks every secret input, and
+// reads the git context. After --help or --version it returns ErrHelp.
+func Start(ctx context.Context, tool spec.Tool, env Env) (*Job, error) {
+	j, err := start(ctx, tool, env)
+	if err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// start is Start, but returns the Job even on error so that Main can report
+// the error through the masks and in the platform's format.
+func start(ctx context.Context, tool spec.Tool, env Env) (*Job, error) {
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	if env.Stdout == nil {
+		env.Stdout = io.Discard
+	}
+	if env.Stderr == nil {
+		env.Stderr = io.Discard
+	}
+	j := newJob(tool, env)
+
+	if done, err := j.helpOrVersion(); done {
+		return j, err
+	}
+	parsed, parseErr := parseArgs(tool, env.Args)
+	// Secrets are masked before anything at all is written, even when the
+	// flags do not parse.
+	j.maskSecretInputs(parsed)
+	if parseErr != nil {
+		return j, usageErr(parseErr)
+	}
+	if err := j.resolveInputs(parsed); err != nil {
+		return j, usageErr(err)
+	}
+	if err := j.readGit(ctx); err != nil {
+		return j, usageErr(err)
+	}
+	j.logInputs()
+	return j, nil
+}
+
+func newJob(tool spec.Tool, env Env) *Job {
+	platform := Detect(env.Getenv)
+	masks := &masker{}
+	logW := env.Stdout
+	if platform == PlatformLocal {
+		logW = env.Stderr
+	}
+	j := &Job{
+		Platform:  platform,
+		Tool:      tool,
+		env:       env,
+		inputs:    map[string]inputValue{},
+		masks:     masks,
+		logs:      &console{w: logW, masks: masks},
+		stdout:    &console{w: env.Stdout, masks: masks},
+		now:       time.Now,
+		delimiter: randomDelimiter,
+		sections:  &counter{},
+	}
+	j.gh = githubactions.New(githubactions.WithWriter(j.logs.masked()), githubactions.WithGetenv(env.Getenv))
+	j.ghRaw = githubactions.New(githubactions.WithWriter(j.logs.raw()), githubactions.WithGetenv(env.Getenv))
+	j.logCore = &logCore{platform: platform, out: j.logs.masked(), gh: j.gh, masks: masks, debug: debugEnabled(platform, env.Getenv)}
+	j.Log = slog.New(newLogHandler(j.logCore))
+	return j
+}
+
+// debugEnabled: GitHub always receives debug lines (the runner shows them
+// with ACTIONS_STEP_DEBUG); elsewhere HOIST_DEBUG=true or GitLab's
+// CI_DEBUG_TRACE=true turn them on.
+func debugEnabled(p Platform, getenv func(string) string) bool {
+	if p == PlatformGitHub {
+		return true
+	}
+	if b, ok := parseBoolLiteral(getenv("HOIST_DEBUG")); ok && b {
+		return true
+	}
+	return p == PlatformGitLab && getenv("CI_DEBUG_TRACE") == "true"
+}
+
+// Getenv returns a raw environment variable (registry conventions such as
+// DOCKER_AUTH_CONFIG read it).
+func (j *Job) Getenv(key string) string { return j.env.Getenv(key) }
+
+// Workspace is the directory the job works in: GITHUB_WORKSPACE on GitHub,
+// CI_PROJECT_DIR on GitLab, Env.Dir locally (and as a fallback).
+func (j *Job) Workspace() string {
+	var dir string
+	switch j.Platform {
+	case PlatformGitHub:
+		dir = j.env.Getenv("GITHUB_WORKSPACE")
+	case PlatformGitLab:
+		dir = j.env.Getenv("CI_PROJECT_DIR")
+	}
+	if dir == "" {
+		dir = j.env.Dir
+	}
+	return dir
+}
+
+// DefaultImage is the project's own image repository: $CI_REGISTRY_IMAGE on
+// GitLab, ghcr.io/<owner>/<repo> (lower-cased) on GitHub, "" locally.
+func (j *Job) DefaultImage() string {
+	switch j.Platform {
+	case PlatformGitLab:
+		return j.env.Getenv("CI_REGISTRY_IMAGE")
+	case PlatformGitHub:
+		if repo := j.env.Getenv("GITHUB_REPOSITORY"); repo != "" {
+			return "ghcr.io/" + strings.ToLower(repo)
+		}
+	}
+	return ""
+}

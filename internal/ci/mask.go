@@ -1,0 +1,186 @@
+package ci
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// redacted replaces a masked secret in everything this package writes.
+const redacted = "***"
+
+// minMaskedLine is the shortest line of a multi-line secret that is masked
+// on its own: masking "{" or "}" of a pretty-printed JSON credential would
+// blank every brace in the log and protect nothing.
+const minMaskedLine = 4
+
+// masker holds the secrets of a run and redacts them.
+type masker struct {
+	mu       sync.RWMutex
+	patterns map[string]bool
+	r        *strings.Replacer
+}
+
+// add registers a secret. It returns the values to register with the
+// platform (GitHub ::add-mask::): the secret itself when it is one line,
+// otherwise each of its lines long enough to mean something.
+func (m *masker) add(secret string) []string {
+	if strings.TrimSpace(secret) == "" {
+		return nil
+	}
+	var platform []string
+	lines := strings.FieldsFunc(secret, func(r rune) bool { return r == '\n' || r == '\r' })
+	if len(lines) == 1 {
+		platform = append(platform, lines[0])
+	} else {
+		for _, l := range lines {
+			if l = strings.TrimSpace(l); len(l) >= minMaskedLine {
+				platform = append(platform, l)
+			}
+		}
+	}
+	// Redact the value, its lines, and the encodings it takes when it ends
+	// up inside a quoted string, a workflow command, or a URL.
+	forms := append([]string{secret}, platform...)
+	for _, f := range append([]string(nil), forms...) {
+		q := strconv.Quote(f)
+		forms = append(forms, q[1:len(q)-1], escapeData(f), escapeProperty(f), url.QueryEscape(f), url.PathEscape(f))
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.patterns == nil {
+		m.patterns = map[string]bool{}
+	}
+	changed := false
+	for _, f := range forms {
+		if f != "" && !m.patterns[f] {
+			m.patterns[f] = true
+			changed = true
+		}
+	}
+	if changed {
+		all := make([]string, 0, len(m.patterns))
+		for p := range m.patterns {
+			all = append(all, p)
+		}
+		// Longest first: strings.Replacer prefers the earlier of two
+		// patterns matching at the same position.
+		sort.Slice(all, func(a, b int) bool {
+			if len(all[a]) != len(all[b]) {
+				return len(all[a]) > len(all[b])
+			}
+			return all[a] < all[b]
+		})
+		args := make([]string, 0, 2*len(all))
+		for _, p := range all {
+			args = append(args, p, redacted)
+		}
+		m.r = strings.NewReplacer(args...)
+	}
+	return platform
+}
+
+// redact replaces every registered secret in s.
+func (m *masker) redact(s string) string {
+	m.mu.RLock()
+	r := m.r
+	m.mu.RUnlock()
+	if r == nil {
+		return s
+	}
+	return r.Replace(s)
+}
+
+// contains reports whether s holds a registered secret.
+func (m *masker) contains(s string) bool { return m.redact(s) != s }
+
+// escapeData and escapeProperty are the workflow-command escapings (the
+// same as go-githubactions', which it does not export).
+func escapeData(v string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A").Replace(v)
+}
+
+func escapeProperty(v string) string {
+	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(v)
+}
+
+// console serialises writes to one stream. Its masked view redacts every
+// write; its raw view is for ::add-mask:: only. Write errors are dropped: a
+// closed log must not fail a release (and go-githubactions panics on them).
+type console struct {
+	mu    sync.Mutex
+	w     io.Writer
+	masks *masker
+}
+
+type consoleWriter struct {
+	c    *console
+	mask bool
+}
+
+func (w consoleWriter) Write(p []byte) (int, error) {
+	s := string(p)
+	if w.mask {
+		s = w.c.masks.redact(s)
+	}
+	w.c.mu.Lock()
+	defer w.c.mu.Unlock()
+	_, _ = io.WriteString(w.c.w, s)
+	return len(p), nil
+}
+
+func (c *console) masked() io.Writer { return consoleWriter{c: c, mask: true} }
+func (c *console) raw() io.Writer    { return consoleWriter{c: c} }
+
+func (c *console) printf(format string, args ...any) {
+	fmt.Fprintf(c.masked(), format, args...)
+}
+
+// counter numbers GitLab sections.
+type counter struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (c *counter) next() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	return c.n
+}
+
+// randomDelimiter is the heredoc delimiter of a GitHub file command, random
+// like actions/toolkit's so that a value cannot end the block early.
+func randomDelimiter() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return "ghadelimiter_" + hex.EncodeToString(b)
+}
+
+// Mask registers a secret: it is redacted (***) from every line this
+// package writes from now on and, on GitHub, announced with ::add-mask::
+// (each line of a multi-line secret) so the runner hides it too.
+func (j *Job) Mask(secret string) {
+	for _, v := range j.masks.add(secret) {
+		if j.Platform == PlatformGitHub {
+			j.ghRaw.AddMask(v)
+		}
+	}
+}
+
+// credentialEnv are variables that hold credentials by convention; hoist
+// reads some of them and masks all of them.
+func credentialEnv() []string {
+	return []string{
+		"GITHUB_TOKEN", "ACTIONS_RUNTIME_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+		"CI_JOB_TOKEN", "CI_REGISTRY_PASSWORD", "CI_DEPENDENCY_PROXY_PASSWORD", "CI_DEPLOY_PASSWORD",
+		"DOCKER_AUTH_CONFIG", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_CLIENT_SECRET",
+		"GOOGLE_OAUTH_ACCESS_TOKEN",
+	}
+}
