@@ -34,6 +34,12 @@ func (m *masker) add(secret string) []string {
 	if strings.TrimSpace(secret) == "" {
 		return nil
 	}
+	m.mu.RLock()
+	known := m.patterns[secret]
+	m.mu.RUnlock()
+	if known {
+		return nil // registered (and announced) already
+	}
 	var platform []string
 	lines := strings.FieldsFunc(secret, func(r rune) bool { return r == '\n' || r == '\r' })
 	if len(lines) == 1 {
