@@ -1,6 +1,18 @@
 package hoist
 
 import (
+	_ "github.com/bmatcuk/doublestar/v4"
+	_ "github.com/google/go-github/v74/github"
+	_ "github.com/klauspost/compress/zstd"
+	_ "github.com/klauspost/pgzip"
+	_ "github.com/moby/buildkit/frontend/dockerfile/instructions"
+	_ "github.com/moby/buildkit/frontend/dockerfile/linter"
+	_ "github.com/moby/buildkit/frontend/dockerfile/parser"
+	_ "github.com/moby/buildkit/frontend/dockerfile/shell"
+	_ "gitlab.com/gitlab-org/api/client-go"
+	_ "sigs.k8s.io/kustomize/kyaml/yaml"
+	_ "golang.org/x/crypto/bcrypt"
+	_ "golang.org/x/net/http/httpproxy"
 	_ "github.com/Masterminds/semver/v3"
 	_ "github.com/awslabs/amazon-ecr-credential-helper/ecr-login"
 	_ "github.com/chrismellard/docker-credential-acr-env/pkg/credhelper"
