@@ -35,11 +35,15 @@ const (
 
 // Detect tells the platform from the environment: GITHUB_ACTIONS=true is
 // GitHub (also under act), GITLAB_CI=true is GitLab, anything else is local.
+// gitlab-ci-local sets GITLAB_CI=false but runs jobs with GitLab's CI_*
+// variables and artifacts (dotenv reports included), so a job that has a
+// CI_JOB_ID and a CI_PROJECT_DIR is a GitLab job there too.
 func Detect(getenv func(string) string) Platform {
 	switch {
 	case getenv("GITHUB_ACTIONS") == "true":
 		return PlatformGitHub
-	case getenv("GITLAB_CI") == "true":
+	case getenv("GITLAB_CI") == "true",
+		getenv("GITLAB_CI") == "false" && getenv("CI_JOB_ID") != "" && getenv("CI_PROJECT_DIR") != "":
 		return PlatformGitLab
 	default:
 		return PlatformLocal

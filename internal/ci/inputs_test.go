@@ -21,6 +21,8 @@ func TestDetect(t *testing.T) {
 		{localEnv(), PlatformLocal},
 		{localEnv("GITHUB_ACTIONS", "false", "GITLAB_CI", "1"), PlatformLocal},
 		{ghEnv("GITLAB_CI", "true"), PlatformGitHub},
+		{localEnv("GITLAB_CI", "false", "CI_JOB_ID", "7", "CI_PROJECT_DIR", "/builds/g/p"), PlatformGitLab}, // gitlab-ci-local
+		{localEnv("GITLAB_CI", "false"), PlatformLocal},
 	}
 	for _, tt := range tests {
 		require.Equal(t, tt.want, Detect(func(k string) string { return tt.vars[k] }), "%v", tt.vars)

@@ -1,0 +1,45 @@
+# The one hoist image: every tool's static binary in /usr/local/bin, a static
+# busybox so GitLab `script:` has a shell, and CA certificates. No USER line:
+# GitHub container actions run as root. No ENTRYPOINT: each action.yml sets
+# runs.entrypoint, and GitLab jobs use `entrypoint: [""]`.
+#
+# Until build-push can build this file, `make image` assembles the same image
+# without a daemon (test/rig/mkimage; its dockerfile_test.go keeps the paths,
+# PATH and labels of the two in agreement).
+
+ARG GO_VERSION=1.26.8
+
+FROM golang:${GO_VERSION}-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ ./actions/...
+
+FROM debian:bookworm-slim AS rootfs
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends busybox-static ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+RUN set -eu; \
+    mkdir -p /rootfs/bin /rootfs/etc/ssl/certs /rootfs/root /rootfs/tmp \
+             /rootfs/usr/bin /rootfs/usr/local/bin /rootfs/usr/local/sbin; \
+    cp /bin/busybox /rootfs/bin/busybox; \
+    for applet in $(/bin/busybox --list); do \
+      [ "$applet" = busybox ] || ln -s busybox "/rootfs/bin/$applet"; \
+    done; \
+    ln -s /bin/env /rootfs/usr/bin/env; \
+    printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >/rootfs/etc/passwd; \
+    printf 'root:x:0:\nnogroup:x:65534:\n' >/rootfs/etc/group; \
+    cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/ca-certificates.crt; \
+    chmod 0700 /rootfs/root; \
+    chmod 1777 /rootfs/tmp
+
+FROM scratch
+ARG VERSION=0.1.0
+COPY --from=rootfs /rootfs/ /
+COPY --from=build /out/ /usr/local/bin/
+ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin
+LABEL org.opencontainers.image.source="https://github.com/hoist-ci/hoist" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.title="hoist"
+CMD ["/bin/sh"]
