@@ -2,6 +2,7 @@ package retag_test
 
 import (
 	"context"
+	"net/http"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -84,6 +85,33 @@ func TestRealRegistryThroughFaultyProxy(t *testing.T) {
 	require.Equal(t, desc.Digest.String(), res.Digest)
 	require.Positive(t, proxy.Faults(), "the proxy injected faults")
 	for tag, d := range digestsOf(t, reg.Host+"/prod/app", authn.Anonymous, "v1.4.2", "1.4.2", "1.4", "1", "latest") {
+		require.Equal(t, desc.Digest.String(), d, tag)
+	}
+}
+
+// The cost contract, counted where a registry operator would see it:
+// at a proxy in front of the real registry, with token-less htpasswd auth.
+func TestRealRegistryCostThroughCountingProxy(t *testing.T) {
+	reg := testrig.Registry(t, testrig.RegistryOptions{Users: map[string]string{"ci": "s3cret-pass"}})
+	proxy := testrig.FaultProxy(t, reg.Host, 0)
+	repo := proxy.Host + "/team/app"
+	desc := testrig.PushRandomImage(t, reg.Host+"/team/app:abc1234", remote.WithAuth(reg.Auth()))
+	proxy.Counter.Reset()
+
+	client, err := registry.New(registry.Options{Username: "ci", Password: "s3cret-pass", Insecure: []string{proxy.Host}})
+	require.NoError(t, err)
+	const n = 6
+	tags := []string{"t1", "t2", "t3", "t4", "t5", "t6"}
+	res, err := retag.Run(context.Background(), retag.Options{Source: repo + ":abc1234", Tags: tags, Latest: retag.LatestFalse, Registry: client})
+	require.NoError(t, err)
+	require.Len(t, res.Tags, n)
+
+	counts := proxy.Counter.Snapshot()
+	require.Equal(t, 1, counts.Get(http.MethodGet, testrig.KindManifest), "one manifest read: %v", counts)
+	require.Zero(t, counts.Get(http.MethodHead, testrig.KindManifest), "%v", counts)
+	require.Equal(t, n, counts.Get(http.MethodPut, testrig.KindManifest), "one manifest write per tag: %v", counts)
+	require.Zero(t, counts.Blobs(), "no blob traffic: %v", counts)
+	for tag, d := range digestsOf(t, reg.Host+"/team/app", reg.Auth(), tags...) {
 		require.Equal(t, desc.Digest.String(), d, tag)
 	}
 }
