@@ -115,3 +115,33 @@ func TestRealRegistryCostThroughCountingProxy(t *testing.T) {
 		require.Equal(t, desc.Digest.String(), d, tag)
 	}
 }
+
+// A promotion copies only what the destination lacks: promoting the same
+// image again moves no blob, and a second image sharing its layers uploads
+// only its own.
+func TestPromotionCopiesOnlyMissingBlobs(t *testing.T) {
+	src := testrig.Registry(t, testrig.RegistryOptions{})
+	dst := testrig.Registry(t, testrig.RegistryOptions{})
+	proxy := testrig.FaultProxy(t, dst.Host, 0)
+	desc := testrig.PushRandomIndex(t, src.Host+"/team/app:1.4.2")
+	client, err := registry.New(registry.Options{Insecure: []string{src.Host, proxy.Host}})
+	require.NoError(t, err)
+	promote := func() testrig.Counts {
+		proxy.Counter.Reset()
+		res, err := retag.Run(context.Background(), retag.Options{
+			Source: src.Host + "/team/app:1.4.2", Destinations: []string{proxy.Host + "/prod/app"},
+			Tags: []string{"1.4.2"}, Latest: retag.LatestFalse, Registry: client,
+		})
+		require.NoError(t, err)
+		require.Equal(t, desc.Digest.String(), res.Digest)
+		return proxy.Counter.Snapshot()
+	}
+	first := promote()
+	require.Positive(t, first.Kind(testrig.KindBlobUpload), "the first promotion uploads the blobs: %v", first)
+	second := promote()
+	require.Zero(t, second.Kind(testrig.KindBlobUpload), "nothing is uploaded twice: %v", second)
+	require.Zero(t, second.Get(http.MethodGet, testrig.KindBlob), "no blob is read: %v", second)
+	for tag, d := range digestsOf(t, dst.Host+"/prod/app", authn.Anonymous, "1.4.2") {
+		require.Equal(t, desc.Digest.String(), d, tag)
+	}
+}
