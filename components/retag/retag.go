@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -106,7 +105,7 @@ type plan struct {
 func Run(ctx context.Context, opts Options) (Result, error) {
 	log := opts.Log
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	if opts.Registry == nil {
 		return Result{}, errors.New("retag: no registry client")
@@ -120,12 +119,14 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	for _, t := range p.targets {
 		hosts = append(hosts, t.Registry)
 	}
-	ropts := opts.Registry.RemoteOptions(ctx, hosts...)
-	puller, err := remote.NewPuller(ropts...)
+	// One puller and one pusher: every read shares one ping and token per
+	// repository, and so does every write.
+	puller, err := opts.Registry.Puller(ctx, hosts...)
 	if err != nil {
-		return Result{}, fmt.Errorf("configuring registry access: %w", err)
+		return Result{}, err
 	}
-	src, err := remote.Get(p.source, append(ropts, remote.Reuse(puller))...)
+	reads := append(opts.Registry.RemoteOptions(ctx, hosts...), remote.Reuse(puller))
+	src, err := remote.Get(p.source, reads...)
 	if err != nil {
 		return Result{}, opts.Registry.Explain(err, p.source.Context(), "reading")
 	}
@@ -138,7 +139,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	res := Result{Digest: digest, Image: p.targets[0].Digest(digest).String(), DryRun: opts.DryRun}
 	writes := make(map[name.Repository][]string, len(p.targets))
 	for _, target := range p.targets {
-		tags, err := targetTags(ctx, opts, log, target, p.tags, append(ropts, remote.Reuse(puller)))
+		tags, err := targetTags(ctx, opts, log, target, p.tags, reads)
 		if err != nil {
 			return Result{}, err
 		}
@@ -156,9 +157,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return res, nil
 	}
 
-	pusher, err := remote.NewPusher(ropts...)
+	pusher, err := opts.Registry.Pusher(ctx, hosts...)
 	if err != nil {
-		return Result{}, fmt.Errorf("configuring registry access: %w", err)
+		return Result{}, err
 	}
 	var planned []string
 	for _, target := range p.targets {
@@ -284,7 +285,7 @@ func targetTags(ctx context.Context, opts Options, log *slog.Logger, target name
 	var existing []string
 	if len(versions) > 0 && (opts.SemverAliases || auto) {
 		var err error
-		existing, err = remote.List(target, append(ropts, remote.WithContext(ctx))...)
+		existing, err = remote.List(target, ropts...)
 		if err != nil && !isNotFound(err) {
 			return nil, opts.Registry.Explain(fmt.Errorf("listing tags of %s to keep floating tags moving forward: %w", target, err), target, "reading")
 		}
