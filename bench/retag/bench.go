@@ -22,7 +22,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"golang.org/x/crypto/bcrypt"
+
+	"github.com/hoist-ci/hoist/internal/testrig"
 )
 
 const (
@@ -89,15 +90,14 @@ func (b *bench) run(ctx context.Context) ([]round, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	user, password, authYAML := "", "", ""
+	user, password := "", ""
 	var tokens http.Handler
-	b.auth = authn.Anonymous
+	opts := testrig.RegistryOptions{Binary: b.tools.registry, Quiet: true}
 	switch b.scenario {
 	case scenarioHtpasswd:
+		// As `htpasswd -B` hashes: bcrypt cost 5, checked on every request.
 		user, password = benchUser, benchPassword
-		if authYAML, err = htpasswdAuth(dir, user, password); err != nil {
-			return nil, err
-		}
+		opts.Users, opts.HtpasswdCost = map[string]string{user: password}, 5
 	case scenarioToken:
 		user, password = benchUser, benchPassword
 		cert := filepath.Join(dir, "token.crt")
@@ -106,24 +106,25 @@ func (b *bench) run(ctx context.Context) ([]round, error) {
 			return nil, err
 		}
 		tokens = ts
-		authYAML = ts.authYAML(cert)
+		opts.AuthConfig = ts.authConfig(cert)
 	}
+	b.auth = authn.Anonymous
 	if user != "" {
 		b.auth = &authn.Basic{Username: user, Password: password}
 	}
-	reg, err := startRegistry(ctx, b.tools.registry, dir, authYAML)
+	reg, err := testrig.StartRegistry(ctx, dir, opts)
 	if err != nil {
 		return nil, err
 	}
-	defer reg.stop()
-	setup, err := startProxy(reg.host, tokens, false)
+	defer reg.Stop()
+	setup, err := startProxy(reg.Host, tokens, false)
 	if err != nil {
 		return nil, err
 	}
 	defer setup.close()
 	b.direct = setup.host
 	for _, s := range []side{hoist, crane} {
-		p, err := startProxy(reg.host, tokens, true)
+		p, err := startProxy(reg.Host, tokens, true)
 		if err != nil {
 			return nil, err
 		}
@@ -133,7 +134,7 @@ func (b *bench) run(ctx context.Context) ([]round, error) {
 	if err := b.prepareEnv(dir, user, password); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(b.log, "scenario %s: registry %s, proxies hoist %s crane %s\n", b.scenario, reg.host, b.proxies[hoist].host, b.proxies[crane].host)
+	fmt.Fprintf(b.log, "scenario %s: registry %s, proxies hoist %s crane %s\n", b.scenario, reg.Host, b.proxies[hoist].host, b.proxies[crane].host)
 
 	var rounds []round
 	for i := 0; i < b.cfg.warmup+b.cfg.rounds; i++ {
@@ -156,21 +157,6 @@ func (b *bench) run(ctx context.Context) ([]round, error) {
 		}
 	}
 	return rounds, nil
-}
-
-// htpasswdAuth writes an htpasswd file for user:password, hashed as
-// `htpasswd -B` does (bcrypt, cost 5), and returns the registry's auth block.
-// The registry checks the bcrypt hash on every request.
-func htpasswdAuth(dir, user, password string) (string, error) {
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), 5)
-	if err != nil {
-		return "", fmt.Errorf("hashing the benchmark registry password: %w", err)
-	}
-	path := filepath.Join(dir, "htpasswd")
-	if err := os.WriteFile(path, []byte(user+":"+string(hash)+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("writing %s: %w", path, err)
-	}
-	return fmt.Sprintf("auth:\n  htpasswd:\n    realm: bench\n    path: %s\n", path), nil
 }
 
 func first(hoistFirst bool) string {

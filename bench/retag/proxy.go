@@ -10,20 +10,31 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hoist-ci/hoist/internal/testrig"
 )
 
 // record is one request seen by the counting proxy. start and end are
 // offsets from the epoch of the side being measured.
 type record struct {
 	method string
-	kind   string
+	kind   testrig.Kind
 	status int
 	start  time.Duration
 	end    time.Duration
 }
 
 // key is the row a record is counted under: "GET manifest", "PUT manifest"...
-func (r record) key() string { return r.method + " " + r.kind }
+func (r record) key() string { return countKey(r.method, r.kind) }
+
+// countKey is a count key "METHOD kind".
+func countKey(method string, kind testrig.Kind) string { return method + " " + string(kind) }
+
+// kindOfKey is the kind of a count key ("" for the "401" count).
+func kindOfKey(key string) testrig.Kind {
+	_, kind, _ := strings.Cut(key, " ")
+	return testrig.Kind(kind)
+}
 
 // recorder collects the records of one side's run.
 type recorder struct {
@@ -49,34 +60,16 @@ func (r *recorder) take() []record {
 	return out
 }
 
-func (r *recorder) add(method, path string, status int, start, end time.Time) {
+func (r *recorder) add(method string, kind testrig.Kind, status int, start, end time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.recs = append(r.recs, record{
 		method: method,
-		kind:   kindOf(path),
+		kind:   kind,
 		status: status,
 		start:  start.Sub(r.epoch),
 		end:    end.Sub(r.epoch),
 	})
-}
-
-// kindOf classifies a registry API path.
-func kindOf(path string) string {
-	switch {
-	case path == "/v2/" || path == "/v2":
-		return "ping"
-	case strings.Contains(path, "/manifests/"):
-		return "manifest"
-	case strings.Contains(path, "/blobs/"):
-		return "blob"
-	case strings.HasSuffix(path, "/tags/list"):
-		return "tags"
-	case strings.Contains(path, "token") || strings.HasPrefix(path, "/auth"):
-		return "token"
-	default:
-		return "other"
-	}
 }
 
 // statusWriter remembers the status code written through it.
@@ -141,7 +134,7 @@ func startProxy(target string, tokens http.Handler, record bool) (*countingProxy
 	}
 	p.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			start := time.Now()
+			start, kind := time.Now(), testrig.Classify(r)
 			sw := &statusWriter{ResponseWriter: w}
 			if tokens != nil && r.URL.Path == "/token" {
 				tokens.ServeHTTP(sw, r)
@@ -149,7 +142,7 @@ func startProxy(target string, tokens http.Handler, record bool) (*countingProxy
 				rp.ServeHTTP(sw, r)
 			}
 			if p.rec != nil {
-				p.rec.add(r.Method, r.URL.Path, sw.status, start, time.Now())
+				p.rec.add(r.Method, kind, sw.status, start, time.Now())
 			}
 		}),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/hoist-ci/hoist/internal/testrig"
 )
 
 // target is the issue's goal: hoist at most half of crane's wall time.
@@ -68,7 +70,7 @@ func summarize(scenario string, rounds []round) summary {
 			startups[sd] = append(startups[sd], st)
 			tails[sd] = append(tails[sd], tl)
 			insides[sd] = append(insides[sd], busy(sr.recs))
-			s.maxPUT[sd] = max(s.maxPUT[sd], maxInFlight(sr.recs, "PUT manifest"))
+			s.maxPUT[sd] = max(s.maxPUT[sd], maxInFlight(sr.recs, countKey("PUT", testrig.KindManifest)))
 			counts[sd] = append(counts[sd], countKeys(sr.recs))
 		}
 	}
@@ -250,12 +252,16 @@ type countRow struct {
 
 func countRows(sums [2]map[string]countRange) []countRow {
 	rows := []countRow{
-		{"ping `GET /v2/`", func(k string) bool { return k == "GET ping" || k == "HEAD ping" }},
-		{"token", func(k string) bool { return strings.HasSuffix(k, " token") }},
-		{"manifest HEAD", func(k string) bool { return k == "HEAD manifest" }},
-		{"manifest GET", func(k string) bool { return k == "GET manifest" }},
-		{"manifest PUT", func(k string) bool { return k == "PUT manifest" }},
-		{"blob (any method)", func(k string) bool { return strings.HasSuffix(k, " blob") }},
+		{"ping `GET /v2/`", func(k string) bool {
+			return k == countKey("GET", testrig.KindPing) || k == countKey("HEAD", testrig.KindPing)
+		}},
+		{"token", func(k string) bool { return kindOfKey(k) == testrig.KindToken }},
+		{"manifest HEAD", func(k string) bool { return k == countKey("HEAD", testrig.KindManifest) }},
+		{"manifest GET", func(k string) bool { return k == countKey("GET", testrig.KindManifest) }},
+		{"manifest PUT", func(k string) bool { return k == countKey("PUT", testrig.KindManifest) }},
+		{"blob (any method)", func(k string) bool {
+			return kindOfKey(k) == testrig.KindBlob || kindOfKey(k) == testrig.KindBlobUpload
+		}},
 	}
 	seen := map[string]bool{"401": true}
 	for _, m := range sums {

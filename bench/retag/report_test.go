@@ -1,12 +1,15 @@
 package main
 
 import (
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hoist-ci/hoist/internal/testrig"
 )
 
 func msd(f float64) time.Duration { return time.Duration(f * float64(time.Millisecond)) }
@@ -32,21 +35,32 @@ func TestMedianAndPercentile(t *testing.T) {
 	}
 }
 
-func TestKindOf(t *testing.T) {
-	tests := []struct{ path, kind string }{
-		{"/v2/", "ping"},
-		{"/v2", "ping"},
-		{"/v2/bench/hoist/manifests/t1", "manifest"},
-		{"/v2/bench/hoist/manifests/sha256:abc", "manifest"},
-		{"/v2/bench/hoist/blobs/sha256:abc", "blob"},
-		{"/v2/bench/hoist/blobs/uploads/", "blob"},
-		{"/v2/bench/hoist/tags/list", "tags"},
-		{"/token", "token"},
-		{"/v2/_catalog", "other"},
+// TestRequestRows checks the row of the request table each request the
+// proxies see is counted in, by testrig.Classify's kind.
+func TestRequestRows(t *testing.T) {
+	tests := []struct{ method, target, row string }{
+		{"GET", "/v2/", "ping `GET /v2/`"},
+		{"GET", "/v2", "ping `GET /v2/`"},
+		{"GET", "/token?scope=repository:bench/hoist:pull&service=bench-registry", "token"},
+		{"HEAD", "/v2/bench/hoist/manifests/t1", "manifest HEAD"},
+		{"GET", "/v2/bench/hoist/manifests/sha256:abc", "manifest GET"},
+		{"PUT", "/v2/bench/hoist/manifests/t1", "manifest PUT"},
+		{"HEAD", "/v2/bench/hoist/blobs/sha256:abc", "blob (any method)"},
+		{"POST", "/v2/bench/hoist/blobs/uploads/", "blob (any method)"},
+		{"PATCH", "/v2/bench/hoist/blobs/uploads/3f2a-11", "blob (any method)"},
+		{"GET", "/v2/bench/hoist/tags/list", "`GET tags-list`"},
+		{"GET", "/v2/_catalog", "`GET catalog`"},
 	}
 	for _, tt := range tests {
-		t.Run(tt.path, func(t *testing.T) {
-			require.Equal(t, tt.kind, kindOf(tt.path))
+		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
+			k := countKey(tt.method, testrig.Classify(httptest.NewRequest(tt.method, tt.target, nil)))
+			var rows []string
+			for _, r := range countRows([2]map[string]countRange{{k: {1, 1}}, {}}) {
+				if r.match(k) && r.label != "**total**" {
+					rows = append(rows, r.label)
+				}
+			}
+			require.Equal(t, []string{tt.row}, rows)
 		})
 	}
 }
@@ -132,7 +146,7 @@ func TestRender(t *testing.T) {
 		}
 		return sr
 	}
-	r := func(method, kind string, status int, start, end float64) record {
+	r := func(method string, kind testrig.Kind, status int, start, end float64) record {
 		return record{method: method, kind: kind, status: status, start: msd(start), end: msd(end)}
 	}
 	hoistRecs := []record{

@@ -68,9 +68,10 @@ func newTokenServer(user, password, certPath string) (*tokenServer, error) {
 	return &tokenServer{user: user, password: password, key: key, certDER: der}, nil
 }
 
-// authYAML is the registry's auth block for this token server.
-func (ts *tokenServer) authYAML(certPath string) string {
-	return fmt.Sprintf("auth:\n  token:\n    realm: %s\n    service: %s\n    issuer: %s\n    rootcertbundle: %s\n",
+// authConfig is the body of the registry's auth: section for this token
+// server.
+func (ts *tokenServer) authConfig(certPath string) string {
+	return fmt.Sprintf("token:\n  realm: %s\n  service: %s\n  issuer: %s\n  rootcertbundle: %s\n",
 		placeholderRealm, tokenService, tokenIssuer, certPath)
 }
 

@@ -1,13 +1,16 @@
 // Package testrig holds the helpers tests use to stand up the real test rig:
 // Debian's CNCF distribution registry on a loopback port (with or without
 // htpasswd auth), an in-process registry, a fault-injecting proxy, a request
-// counter and random images. It is imported by _test.go files only.
+// counter and random images. Tests use the testing.TB helpers (Registry);
+// programs such as the benchmarks under bench/ use StartRegistry and Classify.
 package testrig
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -19,6 +22,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,11 +43,41 @@ const (
 	logTailLines = 40
 )
 
-// RegistryOptions configure Registry.
+// RegistryOptions configure Registry and StartRegistry.
 type RegistryOptions struct {
 	// Users turns on htpasswd (bcrypt) auth with these username → password
 	// pairs. Empty means no auth.
 	Users map[string]string
+	// HtpasswdCost is the bcrypt cost of the Users' hashes (0:
+	// bcrypt.MinCost). The registry checks the hash on every request.
+	HtpasswdCost int
+	// AuthConfig is the body of the config's `auth:` section, as YAML
+	// starting at column 0 (e.g. "token:\n  realm: …\n"), for set-ups Users
+	// does not cover. Mutually exclusive with Users.
+	AuthConfig string
+	// Quiet logs errors only, without the access log: for benchmarks, where
+	// logging every request costs time.
+	Quiet bool
+	// Binary is the registry command (default: RegistryBinary on PATH).
+	Binary string
+}
+
+func (o RegistryOptions) validate() error {
+	if len(o.Users) > 0 && strings.TrimSpace(o.AuthConfig) != "" {
+		return errors.New("RegistryOptions: Users and AuthConfig both configure auth: set one of them")
+	}
+	if strings.HasPrefix(strings.TrimSpace(o.AuthConfig), "auth:") {
+		return errors.New("RegistryOptions.AuthConfig is the body of the auth: section: leave out the `auth:` line")
+	}
+	if o.HtpasswdCost != 0 {
+		if len(o.Users) == 0 {
+			return errors.New("RegistryOptions.HtpasswdCost is set without Users")
+		}
+		if o.HtpasswdCost < bcrypt.MinCost || o.HtpasswdCost > bcrypt.MaxCost {
+			return fmt.Errorf("RegistryOptions.HtpasswdCost %d: want %d to %d", o.HtpasswdCost, bcrypt.MinCost, bcrypt.MaxCost)
+		}
+	}
+	return nil
 }
 
 // Reg is a running docker-registry.
@@ -55,6 +89,11 @@ type Reg struct {
 	// Dir is the storage root; Log the registry's log file.
 	Dir string
 	Log string
+
+	cmd      *exec.Cmd
+	done     chan struct{} // closed when the process has exited
+	waitErr  error         // the process's exit, set before done is closed
+	stopOnce sync.Once
 }
 
 // Auth returns basic credentials of the first user (sorted by name), or
@@ -78,77 +117,180 @@ func (r *Reg) RemoteOptions() []remote.Option {
 
 // Registry starts Debian's `docker-registry serve` on a free 127.0.0.1 port
 // with filesystem storage in a temporary directory and deletes enabled, and
-// htpasswd auth when opts.Users is set. It waits until /v2/ answers and
-// stops the registry when the test ends; on failure it prints the tail of
-// the registry's log. A missing binary fails the test (skips it in -short).
+// htpasswd auth when opts.Users is set (see StartRegistry). It stops the
+// registry when the test ends; on failure it prints the tail of the
+// registry's log. A missing binary fails the test (skips it in -short).
 func Registry(t testing.TB, opts RegistryOptions) *Reg {
 	t.Helper()
-	bin, err := exec.LookPath(RegistryBinary)
-	if err != nil {
-		if testing.Short() {
-			t.Skipf("%s is not installed (run `make test`, or apt-get install -y docker-registry); skipped in -short mode", RegistryBinary)
+	if opts.Binary == "" {
+		if _, err := exec.LookPath(RegistryBinary); err != nil {
+			if testing.Short() {
+				t.Skipf("%s is not installed (run `make test`, or apt-get install -y docker-registry); skipped in -short mode", RegistryBinary)
+			}
+			t.Fatalf("%s is not installed: run `make test` (it installs the rig) or apt-get install -y docker-registry", RegistryBinary)
 		}
-		t.Fatalf("%s is not installed: run `make test` (it installs the rig) or apt-get install -y docker-registry", RegistryBinary)
 	}
-	dir := t.TempDir()
+	reg, err := StartRegistry(t.Context(), t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		reg.Stop()
+		if t.Failed() {
+			t.Logf("docker-registry log (%s), last lines:\n%s", reg.Log, reg.LogTail(logTailLines))
+		}
+	})
+	return reg
+}
+
+// StartRegistry starts `docker-registry serve` (opts.Binary) on a free
+// 127.0.0.1 port, with its config, log (registry.log) and filesystem storage
+// (storage/, deletes enabled) in dir, which it owns, and without the
+// REGISTRY_* variables of the environment (they would override the config).
+// It waits until /v2/ answers 200 or 401, trying up to three ports (another
+// process may take a free port before the registry binds it). ctx bounds the
+// start only; Stop ends the registry.
+func StartRegistry(ctx context.Context, dir string, opts RegistryOptions) (*Reg, error) {
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	bin := opts.Binary
+	if bin == "" {
+		p, err := exec.LookPath(RegistryBinary)
+		if err != nil {
+			return nil, fmt.Errorf("%s is not installed (apt-get install -y docker-registry): %w", RegistryBinary, err)
+		}
+		bin = p
+	}
 	reg := &Reg{Dir: filepath.Join(dir, "storage"), Log: filepath.Join(dir, "registry.log"), Users: map[string]string{}}
-	htpasswd := ""
+	auth := ""
 	if len(opts.Users) > 0 {
-		htpasswd = filepath.Join(dir, "htpasswd")
-		if err := writeHtpasswd(htpasswd, opts.Users); err != nil {
-			t.Fatalf("writing htpasswd: %v", err)
+		htpasswd := filepath.Join(dir, "htpasswd")
+		cost := opts.HtpasswdCost
+		if cost == 0 {
+			cost = bcrypt.MinCost
+		}
+		if err := writeHtpasswd(htpasswd, opts.Users, cost); err != nil {
+			return nil, fmt.Errorf("writing htpasswd: %w", err)
 		}
 		for u, p := range opts.Users {
 			reg.Users[u] = p
 		}
+		auth = fmt.Sprintf("htpasswd:\n  realm: hoist-testrig\n  path: %q\n", htpasswd)
+	} else if strings.TrimSpace(opts.AuthConfig) != "" {
+		auth = opts.AuthConfig
 	}
 	logf, err := os.Create(reg.Log)
 	if err != nil {
-		t.Fatalf("creating the registry log: %v", err)
+		return nil, fmt.Errorf("creating the registry log: %w", err)
 	}
-	t.Cleanup(func() { logf.Close() })
+	defer logf.Close() // the registry writes to its own copy
 
 	var lastErr error
-	for try := 1; try <= startTries; try++ {
+	tries := 0
+	for tries < startTries && ctx.Err() == nil {
+		tries++
 		port, err := freePort()
 		if err != nil {
-			t.Fatalf("finding a free port: %v", err)
+			return nil, fmt.Errorf("finding a free port: %w", err)
 		}
 		host := fmt.Sprintf("127.0.0.1:%d", port)
 		cfg := filepath.Join(dir, "config.yml")
-		if err := os.WriteFile(cfg, []byte(registryConfig(host, reg.Dir, htpasswd)), 0o600); err != nil {
-			t.Fatalf("writing the registry config: %v", err)
+		if err := os.WriteFile(cfg, []byte(registryConfig(host, reg.Dir, auth, opts.Quiet)), 0o600); err != nil {
+			return nil, fmt.Errorf("writing the registry config: %w", err)
 		}
 		cmd := exec.Command(bin, "serve", cfg)
 		cmd.Stdout, cmd.Stderr = logf, logf
+		cmd.Env = withoutPrefix(os.Environ(), "REGISTRY_")
 		if err := cmd.Start(); err != nil {
-			t.Fatalf("starting %s: %v", bin, err)
+			return nil, fmt.Errorf("starting %s: %w", bin, err)
 		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		if lastErr = waitReady(host, exited); lastErr == nil {
+		reg.cmd, reg.done, reg.waitErr = cmd, make(chan struct{}), nil
+		go func(r *Reg, done chan struct{}) {
+			r.waitErr = cmd.Wait()
+			close(done)
+		}(reg, reg.done)
+		if lastErr = reg.waitReady(ctx, host); lastErr == nil {
 			reg.Host = host
-			t.Cleanup(func() {
-				stop(cmd, exited)
-				if t.Failed() {
-					t.Logf("docker-registry log (%s), last lines:\n%s", reg.Log, tail(reg.Log, logTailLines))
-				}
-			})
-			return reg
+			return reg, nil
 		}
-		stop(cmd, exited)
+		reg.stop()
 	}
-	t.Fatalf("docker-registry did not start after %d tries: %v\nlog (%s), last lines:\n%s", startTries, lastErr, reg.Log, tail(reg.Log, logTailLines))
-	return nil
+	if lastErr == nil {
+		lastErr = ctx.Err()
+	}
+	return nil, fmt.Errorf("docker-registry did not start after %d tries: %w\nlog (%s), last lines:\n%s", tries, lastErr, reg.Log, tail(reg.Log, logTailLines))
 }
 
-func registryConfig(addr, root, htpasswd string) string {
+// Stop ends the registry: SIGTERM, then SIGKILL after 5 s. It may be called
+// more than once.
+func (r *Reg) Stop() {
+	r.stopOnce.Do(r.stop)
+}
+
+// LogTail returns the last n lines of the registry's log.
+func (r *Reg) LogTail(n int) string { return tail(r.Log, n) }
+
+func (r *Reg) stop() {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-r.done:
+		return
+	default:
+	}
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.done:
+	case <-time.After(stopTimeout):
+		_ = r.cmd.Process.Kill()
+		<-r.done
+	}
+}
+
+// waitReady polls http://host/v2/ until it answers 200 or 401, the process
+// exits, ctx ends or startTimeout passes.
+func (r *Reg) waitReady(ctx context.Context, host string) error {
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	client := &http.Client{Timeout: time.Second}
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+host+"/v2/", nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
+				return nil
+			}
+		}
+		select {
+		case <-r.done:
+			return fmt.Errorf("docker-registry exited: %v", r.waitErr)
+		case <-ctx.Done():
+			return fmt.Errorf("no answer on http://%s/v2/ within %s: %w", host, startTimeout, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// registryConfig is the registry's config; auth is the body of its auth:
+// section ("" for none).
+func registryConfig(addr, root, auth string, quiet bool) string {
 	var b strings.Builder
+	level, accessLog := "info", ""
+	if quiet {
+		level, accessLog = "error", "  accesslog:\n    disabled: true\n"
+	}
 	fmt.Fprintf(&b, `version: 0.1
 log:
-  level: info
+  level: %s
   formatter: text
-storage:
+%sstorage:
   filesystem:
     rootdirectory: %q
   delete:
@@ -159,18 +301,20 @@ storage:
 http:
   addr: %q
   secret: %q
-`, root, addr, randomHex(16))
-	if htpasswd != "" {
-		fmt.Fprintf(&b, `auth:
-  htpasswd:
-    realm: hoist-testrig
-    path: %q
-`, htpasswd)
+`, level, accessLog, root, addr, randomHex(16))
+	if auth != "" {
+		b.WriteString("auth:\n")
+		for _, line := range strings.SplitAfter(strings.TrimRight(auth, "\n")+"\n", "\n") {
+			if strings.TrimSpace(line) != "" {
+				b.WriteString("  ")
+			}
+			b.WriteString(line)
+		}
 	}
 	return b.String()
 }
 
-func writeHtpasswd(path string, users map[string]string) error {
+func writeHtpasswd(path string, users map[string]string, cost int) error {
 	names := make([]string, 0, len(users))
 	for u := range users {
 		if u == "" || strings.ContainsAny(u, ":\n") {
@@ -181,7 +325,7 @@ func writeHtpasswd(path string, users map[string]string) error {
 	sort.Strings(names)
 	var b strings.Builder
 	for _, u := range names {
-		h, err := bcrypt.GenerateFromPassword([]byte(users[u]), bcrypt.MinCost)
+		h, err := bcrypt.GenerateFromPassword([]byte(users[u]), cost)
 		if err != nil {
 			return err
 		}
@@ -190,40 +334,15 @@ func writeHtpasswd(path string, users map[string]string) error {
 	return os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
-// waitReady polls http://host/v2/ until it answers 200 or 401, the process
-// exits, or startTimeout passes.
-func waitReady(host string, exited <-chan error) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(startTimeout)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("docker-registry exited: %v", err)
-		default:
+// withoutPrefix drops the KEY=value entries whose key starts with prefix.
+func withoutPrefix(env []string, prefix string) []string {
+	out := make([]string, 0, len(env))
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, prefix) {
+			out = append(out, kv)
 		}
-		resp, err := client.Get("http://" + host + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	return fmt.Errorf("no answer on http://%s/v2/ within %s", host, startTimeout)
-}
-
-func stop(cmd *exec.Cmd, exited <-chan error) {
-	if cmd.Process == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(stopTimeout):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
+	return out
 }
 
 func freePort() (int, error) {

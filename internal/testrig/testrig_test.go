@@ -4,6 +4,10 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/hoist-ci/hoist/internal/testrig"
 )
@@ -72,6 +77,79 @@ func TestRegistryWithHtpasswd(t *testing.T) {
 			var te *transport.Error
 			require.True(t, errors.As(err, &te), "%v", err)
 			require.Equal(t, tt.status, te.StatusCode)
+		})
+	}
+}
+
+func TestStartRegistryStopsAndKeepsItsLog(t *testing.T) {
+	if _, err := exec.LookPath(testrig.RegistryBinary); err != nil {
+		t.Skipf("%s is not installed", testrig.RegistryBinary)
+	}
+	dir := t.TempDir()
+	reg, err := testrig.StartRegistry(t.Context(), dir, testrig.RegistryOptions{})
+	require.NoError(t, err)
+	t.Cleanup(reg.Stop)
+	require.Regexp(t, `^127\.0\.0\.1:\d+$`, reg.Host)
+	require.Equal(t, filepath.Join(dir, "storage"), reg.Dir)
+	testrig.PushRandomImage(t, reg.Host+"/team/app:1")
+	require.Contains(t, reg.LogTail(100), `"PUT /v2/team/app/manifests/1 HTTP/1.1" 201`)
+
+	reg.Stop()
+	reg.Stop() // a second Stop is a no-op
+	client := &http.Client{Timeout: time.Second}
+	_, err = client.Get("http://" + reg.Host + "/v2/")
+	require.Error(t, err, "the registry still answers after Stop")
+}
+
+func TestRegistryAuthConfigQuiet(t *testing.T) {
+	// silly: a challenge for any request without an Authorization header.
+	reg := testrig.Registry(t, testrig.RegistryOptions{
+		AuthConfig: "silly:\n  realm: http://token.invalid/token\n  service: rig\n",
+		Quiet:      true,
+	})
+	require.Equal(t, authn.Anonymous, reg.Auth())
+	resp, err := http.Get("http://" + reg.Host + "/v2/")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	require.Equal(t, `Bearer realm="http://token.invalid/token",service="rig"`, resp.Header.Get("WWW-Authenticate"))
+	require.NotContains(t, reg.LogTail(100), "GET /v2/", "Quiet keeps no access log")
+}
+
+func TestRegistryHtpasswdCost(t *testing.T) {
+	if _, err := exec.LookPath(testrig.RegistryBinary); err != nil {
+		t.Skipf("%s is not installed", testrig.RegistryBinary)
+	}
+	dir := t.TempDir()
+	reg, err := testrig.StartRegistry(t.Context(), dir, testrig.RegistryOptions{Users: map[string]string{"ci": "pw"}, HtpasswdCost: 5})
+	require.NoError(t, err)
+	t.Cleanup(reg.Stop)
+	data, err := os.ReadFile(filepath.Join(dir, "htpasswd"))
+	require.NoError(t, err)
+	user, hash, _ := strings.Cut(strings.TrimSpace(string(data)), ":")
+	require.Equal(t, "ci", user)
+	cost, err := bcrypt.Cost([]byte(hash))
+	require.NoError(t, err)
+	require.Equal(t, 5, cost)
+	testrig.PushRandomImage(t, reg.Host+"/team/app:1", reg.RemoteOptions()...)
+}
+
+func TestStartRegistryRejectsConflictingOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    testrig.RegistryOptions
+		wantErr string
+	}{
+		{"users and auth config", testrig.RegistryOptions{Users: map[string]string{"ci": "pw"}, AuthConfig: "silly: {}\n"}, "Users and AuthConfig"},
+		{"auth: line in auth config", testrig.RegistryOptions{AuthConfig: "auth:\n  silly: {}\n"}, "leave out the `auth:` line"},
+		{"cost without users", testrig.RegistryOptions{HtpasswdCost: 5}, "without Users"},
+		{"cost out of range", testrig.RegistryOptions{Users: map[string]string{"ci": "pw"}, HtpasswdCost: 99}, "HtpasswdCost 99"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg, err := testrig.StartRegistry(t.Context(), t.TempDir(), tt.opts)
+			require.ErrorContains(t, err, tt.wantErr)
+			require.Nil(t, reg)
 		})
 	}
 }
