@@ -76,7 +76,7 @@ func parseArgs(tool spec.Tool, args []string) (parsedArgs, error) {
 			value = next
 			i++
 		}
-		if in.Type == spec.List {
+		if in.Type == spec.List || in.Type == spec.Lines {
 			p.values[in.Name] = append(p.values[in.Name], value)
 		} else {
 			p.values[in.Name] = []string{value}

@@ -78,6 +78,8 @@ func githubDescription(in Input) string {
 		parts = append(parts, "A number.")
 	case in.Type == List:
 		parts = append(parts, listHint)
+	case in.Type == Lines:
+		parts = append(parts, linesHint)
 	case len(in.Options) > 0:
 		parts = append(parts, "One of "+codeList(in.Options)+".")
 	}
@@ -92,6 +94,7 @@ func githubDescription(in Input) string {
 
 const (
 	listHint   = "A list: items separated by commas or newlines."
+	linesHint  = "One item per line (commas are kept)."
 	secretHint = "Secret: masked in logs, never in errors."
 )
 

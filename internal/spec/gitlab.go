@@ -80,6 +80,8 @@ func gitlabInput(in Input) (*yaml.Node, error) {
 		}
 	case List:
 		parts = append(parts, listHint)
+	case Lines:
+		parts = append(parts, linesHint)
 	}
 	if defNode == nil {
 		defNode = str(def)

@@ -29,6 +29,9 @@ func MarkdownInputs(t Tool) string {
 		if in.Type == List {
 			desc += " " + listHint
 		}
+		if in.Type == Lines {
+			desc += " " + linesHint
+		}
 		if in.Secret {
 			desc += " " + secretHint
 		}

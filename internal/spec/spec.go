@@ -21,6 +21,8 @@ const (
 	Boolean Type = "boolean"
 	Number  Type = "number"
 	List    Type = "list"
+	// Lines is a list with one item per line, commas kept (shell commands).
+	Lines Type = "lines"
 )
 
 // Input is one input of a tool, identical on every surface.
@@ -150,7 +152,7 @@ func (t Tool) Validate() error {
 
 func (in Input) validate() error {
 	switch in.Type {
-	case String, Boolean, Number, List:
+	case String, Boolean, Number, List, Lines:
 	default:
 		return fmt.Errorf("unknown type %q", in.Type)
 	}
@@ -224,5 +226,5 @@ func contains(list []string, s string) bool {
 
 // Tools returns every tool's declaration, in the order the docs list them.
 func Tools() []Tool {
-	return []Tool{Retag()}
+	return []Tool{Retag(), Gate()}
 }

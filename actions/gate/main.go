@@ -1,0 +1,115 @@
+// Command gate runs lint and test commands, reads their reports, enforces
+// thresholds and publishes the results natively. See docs/gate.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hoist-ci/hoist/components/gate"
+	"github.com/hoist-ci/hoist/internal/ci"
+	"github.com/hoist-ci/hoist/internal/spec"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := ci.Main(ctx, spec.Gate(), ci.OSEnv(), run)
+	stop()
+	os.Exit(code)
+}
+
+// console gives the component the job's log groups and lines.
+type console struct{ j *ci.Job }
+
+func (c console) Group(title string) func() { return c.j.Group(title) }
+func (c console) Print(line string)         { c.j.Log.Info(line) }
+
+func run(ctx context.Context, j *ci.Job) (map[string]string, error) {
+	o := gate.Options{
+		Workspace:   j.Workspace(),
+		Run:         j.Lines("run"),
+		JUnit:       j.List("junit"),
+		GoTestJSON:  j.List("go-test-json"),
+		Coverage:    j.List("coverage"),
+		Lint:        j.List("lint"),
+		Score:       j.String("score"),
+		ScoreRun:    j.String("score-run"),
+		MaxFindings: j.List("max-findings"),
+		Paths:       j.List("paths"),
+		Base:        j.String("base"),
+		OnNoBase:    j.String("on-no-base"),
+		Git:         j.Git,
+		Console:     console{j},
+	}
+	var err error
+	if o.ContinueOnFailure, err = j.Bool("continue-on-failure"); err != nil {
+		return nil, err
+	}
+	if o.MaxFailures, err = j.Int("max-failures"); err != nil {
+		return nil, err
+	}
+	if o.MinTests, err = j.Int("min-tests"); err != nil {
+		return nil, err
+	}
+	if o.MinCoverage, err = optionalFloat(j, "min-coverage"); err != nil {
+		return nil, err
+	}
+	if o.MinScore, err = optionalFloat(j, "min-score"); err != nil {
+		return nil, err
+	}
+	if err := o.Validate(); err != nil {
+		return nil, &ci.UsageError{Err: err}
+	}
+
+	res, runErr := gate.Run(ctx, o)
+	if runErr != nil && !errors.Is(runErr, gate.ErrFailed) {
+		return nil, runErr
+	}
+	publish(j, res)
+	if _, werr := res.WriteReports(gate.ReportFiles{
+		JUnit:       j.String("junit-report"),
+		CodeQuality: j.String("codequality-report"),
+		Cobertura:   j.String("coverage-report"),
+	}, time.Now()); werr != nil {
+		runErr = errors.Join(runErr, werr)
+	}
+	return res.Outputs(), runErr
+}
+
+// publish reports the result on the platform: annotations within its
+// limits, the step summary, the terminal report (with the coverage line
+// GitLab's coverage: regex reads).
+func publish(j *ci.Job, res gate.Result) {
+	// Annotations are GitHub's; elsewhere the terminal report lists the
+	// failures and findings, and GitLab reads the report files.
+	if j.Platform == ci.PlatformGitHub {
+		perLevel, total := j.AnnotationLimits()
+		shown, omitted := gate.SelectNotes(res.Notes(), perLevel, total)
+		for _, n := range shown {
+			j.Annotate(ci.Annotation{Level: n.Level, File: n.File, Line: n.Line, EndLine: n.EndLine, Col: n.Col, Title: n.Title, Message: n.Message})
+		}
+		if note := gate.OmittedNote(omitted); note != "" {
+			j.Log.Info(note)
+		}
+	}
+	if err := j.AddSummary(res.Markdown()); err != nil {
+		j.Log.Warn("writing the step summary", "error", err)
+	}
+	for _, line := range strings.Split(strings.TrimRight(res.Text(), "\n"), "\n") {
+		j.Log.Info(line)
+	}
+}
+
+// optionalFloat is a number input, NaN when unset.
+func optionalFloat(j *ci.Job, name string) (float64, error) {
+	if !j.Set(name) {
+		return math.NaN(), nil
+	}
+	return j.Float(name)
+}

@@ -1,0 +1,212 @@
+package gate
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hoist-ci/hoist/internal/reports"
+)
+
+// Outputs returns the result as the tool's declared outputs.
+func (r Result) Outputs() map[string]string {
+	out := map[string]string{
+		"passed":        strconv.FormatBool(r.Passed()),
+		"skipped":       strconv.FormatBool(r.Skipped),
+		"tests":         strconv.Itoa(r.Counts.Tests),
+		"failures":      strconv.Itoa(r.Counts.Failures()),
+		"skipped-tests": strconv.Itoa(r.Counts.Skipped),
+		"findings":      strconv.Itoa(len(r.Findings.Items)),
+		"coverage":      "",
+		"score":         "",
+	}
+	if r.HasCoverage {
+		out["coverage"] = fmtPct(r.CoveragePct)
+	}
+	if r.HasScore {
+		out["score"] = fmtNum(r.Score)
+	}
+	return out
+}
+
+// CoverageLine is the canonical coverage line gate prints, which the GitLab
+// template's coverage: regex (CoverageRegex) reads.
+func (r Result) CoverageLine() string {
+	if !r.HasCoverage {
+		return ""
+	}
+	return "Coverage: " + fmtPct(r.CoveragePct) + "%"
+}
+
+// CoverageRegex matches CoverageLine (GitLab's job-level coverage: keyword).
+const CoverageRegex = `/^Coverage: \d+(?:\.\d+)?%/`
+
+// Note is an annotation: a failure or a finding at a file and line.
+type Note struct {
+	Level   string // error, warning or notice
+	File    string
+	Line    int
+	EndLine int
+	Col     int
+	Title   string
+	Message string
+}
+
+func levelRank(l string) int {
+	switch l {
+	case "error":
+		return 0
+	case "warning":
+		return 1
+	}
+	return 2
+}
+
+// Notes returns the annotations: test failures (errors), then findings,
+// most severe first.
+func (r Result) Notes() []Note {
+	var notes []Note
+	for _, c := range r.Tests.FailedCases() {
+		msg := ""
+		if len(c.Failures) > 0 {
+			f := c.Failures[0]
+			msg = strings.TrimSpace(f.Message)
+			if msg == "" || msg == "Failed" {
+				msg = firstLines(f.Text, 8)
+			} else if f.Text != "" {
+				msg += "\n" + firstLines(f.Text, 8)
+			}
+			if len(c.Failures) > 1 {
+				msg += fmt.Sprintf("\n(and %d more failures in this test)", len(c.Failures)-1)
+			}
+		}
+		if msg == "" {
+			msg = "failed"
+		}
+		notes = append(notes, Note{Level: "error", File: c.File, Line: c.Line, Title: "Test failed: " + c.ID(), Message: msg})
+	}
+	for _, f := range r.Findings.Items {
+		level := map[reports.Severity]string{reports.SeverityError: "error", reports.SeverityWarning: "warning"}[f.Severity]
+		if level == "" {
+			level = "notice"
+		}
+		title := f.Rule
+		if f.Tool != "" && f.Tool != "checkstyle" {
+			title = strings.TrimSpace(f.Tool + " " + f.Rule)
+		}
+		notes = append(notes, Note{Level: level, File: f.File, Line: f.Line, EndLine: f.EndLine, Col: f.Col, Title: title, Message: f.Message})
+	}
+	// Stable: failures before findings of the same level.
+	sortStable(notes, func(a, b Note) bool { return levelRank(a.Level) < levelRank(b.Level) })
+	return notes
+}
+
+func sortStable(n []Note, less func(a, b Note) bool) {
+	for i := 1; i < len(n); i++ {
+		for j := i; j > 0 && less(n[j], n[j-1]); j-- {
+			n[j], n[j-1] = n[j-1], n[j]
+		}
+	}
+}
+
+// SelectNotes keeps, most severe first, at most perLevel notes of each
+// level and total in all (0: no limit), and counts those left out by level.
+func SelectNotes(notes []Note, perLevel, total int) (shown []Note, omitted map[string]int) {
+	omitted = map[string]int{}
+	count := map[string]int{}
+	for _, n := range notes {
+		if (perLevel > 0 && count[n.Level] >= perLevel) || (total > 0 && len(shown) >= total) {
+			omitted[n.Level]++
+			continue
+		}
+		count[n.Level]++
+		shown = append(shown, n)
+	}
+	return shown, omitted
+}
+
+// OmittedNote says how many annotations were left out, or "".
+func OmittedNote(omitted map[string]int) string {
+	var parts []string
+	for _, l := range []string{"error", "warning", "notice"} {
+		if n := omitted[l]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, plural(n, l)))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s not shown as annotations (GitHub shows at most 10 of each level per step): see the job summary and the log", strings.Join(parts, ", "))
+}
+
+func plural(n int, s string) string {
+	if n == 1 {
+		return s
+	}
+	return s + "s"
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = append(lines[:n], fmt.Sprintf("[... %d more lines]", len(lines)-n))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// ReportFiles are the files gate writes for GitLab's artifacts:reports
+// (paths relative to the workspace; empty means not written).
+type ReportFiles struct {
+	JUnit, CodeQuality, Cobertura string
+}
+
+// WriteReports writes the merged JUnit report (when tests were read), the
+// code quality report (when lint reports were read, even with no finding:
+// GitLab then shows the findings as resolved) and the Cobertura report
+// (when coverage was read). It returns the files written.
+func (r Result) WriteReports(f ReportFiles, now time.Time) ([]string, error) {
+	var written []string
+	write := func(path string, fn func(*os.File) error) error {
+		full := path
+		if !filepath.IsAbs(full) {
+			full = filepath.Join(r.opts.Workspace, path)
+		}
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+		out, err := os.Create(full)
+		if err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+		if err := fn(out); err != nil {
+			out.Close()
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+		if err := out.Close(); err != nil {
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+		written = append(written, path)
+		return nil
+	}
+	if f.JUnit != "" && r.TestInputs {
+		if err := write(f.JUnit, func(w *os.File) error { return reports.WriteJUnit(w, r.Tests) }); err != nil {
+			return written, err
+		}
+	}
+	if f.CodeQuality != "" && len(r.opts.Lint) > 0 {
+		if err := write(f.CodeQuality, func(w *os.File) error { return reports.WriteCodeQuality(w, r.Findings) }); err != nil {
+			return written, err
+		}
+	}
+	if f.Cobertura != "" && len(r.Coverage.Formats) > 0 {
+		if err := write(f.Cobertura, func(w *os.File) error {
+			return reports.WriteCobertura(w, r.Coverage, ".", now.Unix())
+		}); err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}

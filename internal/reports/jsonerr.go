@@ -1,0 +1,8 @@
+package reports
+
+import "encoding/json"
+
+type (
+	jsonSyntaxError = json.SyntaxError
+	jsonTypeError   = json.UnmarshalTypeError
+)

@@ -1,0 +1,5 @@
+def health():
+    return Response().json_body
+
+def create():
+    pass
