@@ -72,8 +72,14 @@ test-short: ## the fast tests only (no rig needed)
 demo: build ## retag a sample image end to end on an embedded registry (no Docker, no network)
 	go run ./examples/demo -retag bin/retag
 
+# The engine is up for the benchmarks whose peer runs in a container (kaniko).
 bench: build rig-install ## every benchmark against its peers; writes bench/RESULTS.md
-	@for d in bench/*/; do echo "go run ./$${d%/} --write"; go run ./$${d%/} --write; done
+	@status=0; test/rig/up.sh || status=$$?; \
+	if [ $$status -eq 0 ]; then \
+	  ( . $(RIG_ENV) && for d in bench/*/; do echo "go run ./$${d%/} --write"; go run ./$${d%/} --write || exit 1; done ) || status=$$?; \
+	fi; \
+	test/rig/down.sh || true; \
+	exit $$status
 
 lint: ## gofmt and go vet
 	@bad=$$(gofmt -l $(GO_FILES)); if [ -n "$$bad" ]; then echo "gofmt would change:"; echo "$$bad"; exit 1; fi

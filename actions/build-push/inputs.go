@@ -1,0 +1,174 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+
+	buildpush "github.com/hoist-ci/hoist/components/build-push"
+	"github.com/hoist-ci/hoist/internal/ci"
+	"github.com/hoist-ci/hoist/internal/layer"
+	"github.com/hoist-ci/hoist/internal/registry"
+	"github.com/hoist-ci/hoist/internal/spec"
+)
+
+// options turns the job's inputs (and kaniko's flags) into the
+// component's options.
+func options(j *ci.Job) (buildpush.Options, error) {
+	o := buildpush.Options{
+		Context:                 strings.TrimPrefix(j.String("context"), "dir://"),
+		Dockerfile:              j.String("file"),
+		Tags:                    j.List("tags"),
+		Image:                   j.String("image"),
+		DefaultRepository:       j.DefaultImage(),
+		Target:                  j.String("target"),
+		TarPath:                 j.String("tar-path"),
+		OCILayoutPath:           j.String("oci-layout-path"),
+		Compression:             layer.Compression(j.String("compression")),
+		Format:                  layer.Format(j.String("media-types")),
+		CacheRepo:               j.String("cache-repo"),
+		DigestFile:              j.String("digest-file"),
+		ImageNameWithDigestFile: j.String("image-name-with-digest-file"),
+		RegistryMirrors:         j.List("registry-mirror"),
+		Git:                     j.Git,
+		Log:                     j.Log,
+	}
+	if j.Platform == ci.PlatformGitLab {
+		o.RequestPrefix = "mr"
+	}
+	var err error
+	bools := map[string]*bool{}
+	for _, n := range []string{"push", "no-push", "cache", "insecure", "insecure-pull", "skip-tls-verify", "skip-tls-verify-pull", "http1"} {
+		v, err := j.Bool(n)
+		if err != nil {
+			return o, err
+		}
+		bools[n] = &v
+	}
+	o.Push = *bools["push"] && !*bools["no-push"]
+	o.Cache = *bools["cache"]
+	if ttl := j.String("cache-ttl"); ttl != "" {
+		if o.CacheTTL, err = time.ParseDuration(ttl); err != nil {
+			return o, &ci.UsageError{Err: fmt.Errorf("input \"cache-ttl\": %q is not a duration; write 24h or 336h", ttl)}
+		}
+	}
+	if o.BuildArgs, err = keyValues(j, "build-args", true); err != nil {
+		return o, err
+	}
+	if o.Labels, err = keyValues(j, "labels", false); err != nil {
+		return o, err
+	}
+	if o.Annotations, err = keyValues(j, "annotations", false); err != nil {
+		return o, err
+	}
+	o.Platforms = j.List("platforms")
+	if err := reproducible(j, &o); err != nil {
+		return o, err
+	}
+	for _, n := range []string{"snapshot-mode", "single-snapshot", "cleanup"} {
+		if j.Source(n) != "" && j.Source(n) != "default" {
+			j.Log.Debug("accepted for kaniko compatibility, no effect", "input", n)
+		}
+	}
+
+	insecure := j.List("insecure-registries")
+	if *bools["insecure"] || *bools["skip-tls-verify"] {
+		for _, t := range append(append([]string{}, o.Tags...), o.CacheRepo, o.Image) {
+			if h := hostOf(t); h != "" {
+				insecure = append(insecure, h)
+			}
+		}
+	}
+	if *bools["insecure-pull"] || *bools["skip-tls-verify-pull"] {
+		hosts, err := buildpush.PullRegistries(o)
+		if err != nil {
+			return o, err
+		}
+		insecure = append(insecure, hosts...)
+	}
+	retry := registry.Retry{}
+	if j.Set("push-retry") {
+		n, err := j.Int("push-retry")
+		if err != nil {
+			return o, err
+		}
+		retry.Attempts = n + 1
+	}
+	o.Registry, err = registry.New(registry.Options{
+		Username:     j.String("username"),
+		Password:     j.String("password"),
+		RegistryAuth: j.String("registry-auth"),
+		Insecure:     insecure,
+		HTTP1:        *bools["http1"],
+		UserAgent:    spec.UserAgent(),
+		Getenv:       j.Getenv,
+		Log:          j.Log,
+		Mask:         j.Mask,
+		Retry:        retry,
+	})
+	return o, err
+}
+
+// reproducible reads the reproducible input and SOURCE_DATE_EPOCH.
+func reproducible(j *ci.Job, o *buildpush.Options) error {
+	sde := strings.TrimSpace(j.Getenv("SOURCE_DATE_EPOCH"))
+	on := sde != ""
+	if j.Set("reproducible") {
+		v, err := j.Bool("reproducible")
+		if err != nil {
+			return err
+		}
+		on = v
+	}
+	if !on {
+		return nil
+	}
+	var secs int64
+	if sde != "" {
+		var err error
+		if secs, err = strconv.ParseInt(sde, 10, 64); err != nil || secs < 0 {
+			return &ci.UsageError{Err: fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a Unix time in seconds; set it to git log -1 --format=%%ct", sde)}
+		}
+	}
+	t := time.Unix(secs, 0).UTC()
+	o.Epoch = &t
+	return nil
+}
+
+// keyValues reads KEY=value lines. With fromEnv, a bare KEY takes the
+// environment variable's value (docker build --build-arg KEY).
+func keyValues(j *ci.Job, input string, fromEnv bool) (map[string]string, error) {
+	out := map[string]string{}
+	for _, line := range j.Lines(input) {
+		k, v, ok := strings.Cut(line, "=")
+		k = strings.TrimSpace(k)
+		if k == "" {
+			return nil, &ci.UsageError{Err: fmt.Errorf("input %q: an item has no name; write NAME=value", input)}
+		}
+		if !ok {
+			if !fromEnv {
+				return nil, &ci.UsageError{Err: fmt.Errorf("input %q: %q has no value; write %s=value", input, k, k)}
+			}
+			v = j.Getenv(k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func hostOf(ref string) string {
+	if ref == "" {
+		return ""
+	}
+	r, err := name.ParseReference(ref, name.WeakValidation)
+	if err != nil {
+		if repo, rerr := name.NewRepository(ref, name.WeakValidation); rerr == nil {
+			return repo.RegistryStr()
+		}
+		return ""
+	}
+	return r.Context().RegistryStr()
+}

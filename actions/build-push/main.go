@@ -1,0 +1,36 @@
+// Command build-push builds an image from a Dockerfile without a Docker
+// daemon and pushes it. It accepts kaniko's executor flags too. See
+// docs/build-push.md.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	buildpush "github.com/hoist-ci/hoist/components/build-push"
+	"github.com/hoist-ci/hoist/internal/ci"
+	"github.com/hoist-ci/hoist/internal/spec"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := ci.Main(ctx, spec.BuildPush(), ci.OSEnv(), run)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, j *ci.Job) (map[string]string, error) {
+	opts, err := options(j)
+	if err != nil {
+		return nil, err
+	}
+	res, err := buildpush.Run(ctx, opts)
+	if res.Digest != "" {
+		if serr := j.AddSummary(res.Markdown()); serr != nil {
+			j.Log.Warn("writing the step summary", "error", serr)
+		}
+	}
+	return res.Outputs(), err
+}

@@ -1,0 +1,5 @@
+package buildpush
+
+import "runtime"
+
+const goarch = runtime.GOARCH

@@ -1,0 +1,123 @@
+package buildpush
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// cache keeps built layers in a registry repository: one tiny image per
+// cache key (tag = the key), holding the layer. A hit is a remote layer of
+// the cache repository, so the push mounts it instead of uploading it.
+type cache struct {
+	o    Options
+	repo name.Repository
+	ctx  context.Context
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	errs int
+	// stored are the layers written to the cache, by digest: the push of
+	// the image mounts them from there instead of uploading them again.
+	stored map[v1.Hash]name.Digest
+}
+
+func newCache(ctx context.Context, o Options, repo name.Repository) *cache {
+	return &cache{o: o, repo: repo, ctx: ctx}
+}
+
+func (c *cache) lookup(ctx context.Context, key string) (v1.Layer, bool) {
+	ref := c.repo.Tag(key)
+	img, err := remote.Image(ref, c.o.Registry.RemoteOptions(ctx, c.repo.Registry)...)
+	if err != nil {
+		c.o.Log.Debug("cache miss", "key", key)
+		return nil, false
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, false
+	}
+	if c.o.CacheTTL > 0 && c.o.Now().Sub(cf.Created.Time) > c.o.CacheTTL {
+		c.o.Log.Info("cache entry expired", "key", key, "created", cf.Created.Time.Format(time.RFC3339))
+		return nil, false
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		return nil, false
+	}
+	c.o.Log.Info("cache hit", "key", key)
+	return layers[0], true
+}
+
+// store writes a layer to the cache in the background; failures only warn.
+func (c *cache) store(key string, l v1.Layer) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		if err := c.write(key, l); err != nil {
+			c.mu.Lock()
+			c.errs++
+			c.mu.Unlock()
+			c.o.Log.Warn("writing the layer cache failed; the build goes on", "repo", c.repo.String(), "error", err)
+			return
+		}
+		if d, err := l.Digest(); err == nil {
+			c.mu.Lock()
+			if c.stored == nil {
+				c.stored = map[v1.Hash]name.Digest{}
+			}
+			c.stored[d] = c.repo.Digest(d.String())
+			c.mu.Unlock()
+		}
+	}()
+}
+
+func (c *cache) write(key string, l v1.Layer) error {
+	img, err := mutate.Append(empty.Image, mutate.Addendum{Layer: l})
+	if err != nil {
+		return err
+	}
+	img = mutate.MediaType(img, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, types.OCIConfigJSON)
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return err
+	}
+	cf = cf.DeepCopy()
+	cf.Created = v1.Time{Time: c.o.Now().UTC()}
+	cf.OS, cf.Architecture = "linux", "amd64"
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		return err
+	}
+	ref := c.repo.Tag(key)
+	if err := remote.Write(ref, img, c.o.Registry.RemoteOptions(c.ctx, c.repo.Registry)...); err != nil {
+		return fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	return nil
+}
+
+func (c *cache) wait() { c.wg.Wait() }
+
+// mountable wraps a layer the cache holds so that pushing it to another
+// repository of the same registry mounts it (no bytes sent twice: kaniko
+// #2979). Call after wait.
+func (c *cache) mountable(l v1.Layer) v1.Layer {
+	d, err := l.Digest()
+	if err != nil {
+		return l
+	}
+	c.mu.Lock()
+	ref, ok := c.stored[d]
+	c.mu.Unlock()
+	if !ok {
+		return l
+	}
+	return &remote.MountableLayer{Layer: l, Reference: ref}
+}

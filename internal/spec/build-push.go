@@ -1,0 +1,52 @@
+package spec
+
+// BuildPush declares the build-push tool.
+func BuildPush() Tool {
+	return Tool{
+		Name:        "build-push",
+		Title:       "Build an image from a Dockerfile without a daemon and push it",
+		Description: "Build a container image from a Dockerfile without Docker or privileges, cache its layers in a registry and push it (a kaniko replacement).",
+		Stage:       "build",
+		Icon:        "package",
+		Color:       "blue",
+		Inputs: append([]Input{
+			{Name: "context", Type: String, Default: ".", Description: "Build context directory (`dir://DIR` is accepted as kaniko writes it). COPY and ADD never read outside it."},
+			{Name: "file", Type: String, Aliases: []string{"dockerfile"}, Description: "Path to the Dockerfile. Default: `<context>/Dockerfile`. `<file>.dockerignore` next to it wins over `<context>/.dockerignore`."},
+			{Name: "tags", Type: List, Aliases: []string{"destination"}, Description: "Full references to push (`registry/repo:tag`). Default: `image` with tags from Git: the short SHA, `latest` on the default branch, the git tag and its semver aliases on a tag, `pr-N`/`mr-N` on a pull/merge request."},
+			{Name: "image", Type: String, GitLabDefault: "$CI_REGISTRY_IMAGE", Description: "Repository the computed tags go to when `tags` is empty. Default: `$CI_REGISTRY_IMAGE` on GitLab, `ghcr.io/<owner>/<repo>` on GitHub."},
+			{Name: "build-args", Type: Lines, Aliases: []string{"build-arg"}, Description: "Build arguments, one `NAME=value` per line (or a repeated `--build-arg`). A `NAME` alone takes the value of the environment variable NAME."},
+			{Name: "target", Type: String, Description: "Stage to build. Default: the last stage. Stages the target does not need are skipped."},
+			{Name: "platforms", Type: List, Description: "Target platforms (`linux/amd64,linux/arm64`). Several build one image per platform, each from its base's image for that platform, into an index (multi-arch image). Default: linux/amd64."},
+			{Name: "labels", Type: Lines, Aliases: []string{"label"}, Description: "Extra image labels, one `key=value` per line. They win over the Dockerfile's LABELs and the computed `org.opencontainers.image.*` labels."},
+			{Name: "annotations", Type: Lines, Description: "Manifest annotations, one `key=value` per line (OCI media types only). The `org.opencontainers.image.*` values are added as annotations too."},
+			{Name: "push", Type: Boolean, Default: "true", Description: "Push to the tags. `false` builds only (with `tar-path` or `oci-layout-path` to keep the image)."},
+			{Name: "no-push", Type: Boolean, Default: "false", Description: "kaniko's `--no-push`: the same as `push: false`."},
+			{Name: "tar-path", Type: String, Description: "Also write the image as a `docker load`-able tarball here."},
+			{Name: "oci-layout-path", Type: String, Description: "Also write the image into an OCI image layout directory here."},
+			{Name: "compression", Type: String, Default: "gzip", Options: []string{"gzip", "zstd"}, Description: "Layer compression: parallel gzip, or zstd (needs `media-types: oci`)."},
+			{Name: "media-types", Type: String, Default: "oci", Options: []string{"oci", "docker"}, Description: "Manifest and layer media types."},
+			{Name: "reproducible", Type: Boolean, Description: "Clamp every timestamp to `SOURCE_DATE_EPOCH` (0 when unset) and write no host times, so the same input gives the same digest. Default: true when `SOURCE_DATE_EPOCH` is set."},
+			{Name: "cache", Type: Boolean, Default: "false", Description: "Cache layers in a registry repository (`cache-repo`): unchanged steps are reused without building, and pushing them moves no bytes (cross-repository mount)."},
+			{Name: "cache-repo", Type: String, Description: "Repository of the layer cache. Default: `<image>/cache` (the first tag's repository + `/cache`)."},
+			{Name: "cache-ttl", Type: String, Default: "336h", Description: "Cache entries older than this are rebuilt (a Go duration: `24h`, `336h`)."},
+			{Name: "digest-file", Type: String, Description: "Write the image digest (`sha256:...`) to this file."},
+			{Name: "image-name-with-digest-file", Type: String, Description: "Write `repo@sha256:...` for every pushed repository to this file, one per line."},
+			{Name: "insecure", Type: Boolean, Default: "false", Description: "kaniko's `--insecure`: the destinations' registries may use plain HTTP (adds them to `insecure-registries`)."},
+			{Name: "insecure-pull", Type: Boolean, Default: "false", Description: "kaniko's `--insecure-pull`: the base images' registries may use plain HTTP."},
+			{Name: "skip-tls-verify", Type: Boolean, Default: "false", Description: "kaniko's `--skip-tls-verify`: do not verify the destinations' certificates (same effect as `insecure`)."},
+			{Name: "skip-tls-verify-pull", Type: Boolean, Default: "false", Description: "kaniko's `--skip-tls-verify-pull`: do not verify the base images' registries' certificates (same effect as `insecure-pull`)."},
+			{Name: "registry-mirror", Type: List, Description: "Mirrors (host[/path]) tried, in order, before Docker Hub for Docker Hub base images."},
+			{Name: "push-retry", Type: Number, Description: "Retries of a failed registry request (kaniko's `--push-retry`). Default: 4 (5 attempts)."},
+			{Name: "snapshot-mode", Type: String, Description: "Accepted for kaniko compatibility; no effect (see docs/build-push.md)."},
+			{Name: "single-snapshot", Type: Boolean, Default: "false", Description: "Accepted for kaniko compatibility; no effect (see docs/build-push.md)."},
+			{Name: "cleanup", Type: Boolean, Default: "false", Description: "Accepted for kaniko compatibility; no effect: build-push never changes its own filesystem."},
+			{Name: "verbosity", Type: String, Description: "Accepted for kaniko compatibility; `debug` or `trace` turn on debug logs."},
+		}, RegistryInputs()...),
+		Outputs: []Output{
+			{Name: "digest", Description: "Digest of the image manifest (`sha256:...`)."},
+			{Name: "image", Description: "The image by digest (`repo@sha256:...`) in the first destination."},
+			{Name: "tags", Description: "Full references pushed, comma-separated."},
+			{Name: "metadata", Description: "Build result as JSON (digest, image names, layers built and taken from the cache)."},
+		},
+	}
+}

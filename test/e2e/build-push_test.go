@@ -1,0 +1,163 @@
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hoist-ci/hoist/internal/testrig"
+)
+
+const (
+	buildPushWorkflow = "examples/github/build-push.yml"
+	buildPushPipeline = "examples/gitlab/build-push.gitlab-ci.yml"
+)
+
+// TestBuildPush builds the COPY-only examples/app with the example
+// pipelines — the container action under act, the component under
+// gitlab-ci-local — pushing to the real registry, and checks the image there.
+func TestBuildPush(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end pipelines need the rig's Docker engine, act and gitlab-ci-local (make test); skipped in -short mode")
+	}
+	r := newRig(t)
+	t.Run("github-act", func(t *testing.T) { testBuildPushUnderAct(t, r) })
+	t.Run("gitlab-ci-local", func(t *testing.T) { testBuildPushUnderGitLabCILocal(t, r) })
+}
+
+var appFiles = map[string]string{
+	"examples/app/Dockerfile":        "examples/app/Dockerfile",
+	"examples/app/.dockerignore":     "examples/app/.dockerignore",
+	"examples/app/static/index.html": "examples/app/static/index.html",
+	"actions/build-push/action.yml":  "actions/build-push/action.yml",
+}
+
+// appRegistry starts a registry holding a base image and returns it with
+// the base's first layer.
+func appRegistry(t *testing.T) (*testrig.Reg, string, v1.Hash) {
+	reg := testrig.Registry(t, testrig.RegistryOptions{})
+	base := reg.Host + "/library/busybox:1.36"
+	testrig.PushRandomImage(t, base)
+	ref, err := name.ParseReference(base, name.Insecure)
+	require.NoError(t, err)
+	img, err := remote.Image(ref, remote.WithContext(t.Context()))
+	require.NoError(t, err)
+	layers, err := img.Layers()
+	require.NoError(t, err)
+	d, err := layers[0].Digest()
+	require.NoError(t, err)
+	return reg, base, d
+}
+
+// requireApp checks the image built from examples/app.
+func requireApp(t *testing.T, ref string, baseLayer v1.Hash) string {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	require.NoError(t, err)
+	img, err := remote.Image(r, remote.WithContext(t.Context()))
+	require.NoError(t, err, "%s was not pushed", ref)
+	cf, err := img.ConfigFile()
+	require.NoError(t, err)
+	require.Equal(t, []string{"httpd", "-f", "-v", "-p", "8080", "-h", "/srv/www"}, cf.Config.Cmd)
+	require.Equal(t, "1000:1000", cf.Config.User)
+	layers, err := img.Layers()
+	require.NoError(t, err)
+	first, err := layers[0].Digest()
+	require.NoError(t, err)
+	require.Equal(t, baseLayer, first, "the image is built on the base")
+	d, err := img.Digest()
+	require.NoError(t, err)
+	return d.String()
+}
+
+func testBuildPushUnderAct(t *testing.T, r *rig) {
+	ws := t.TempDir()
+	files := map[string]string{buildPushWorkflow: ".github/workflows/build.yml"}
+	for k, v := range appFiles {
+		files[k] = v
+	}
+	r.copyFiles(t, ws, files)
+	sha := r.gitRepo(t, ws, "https://github.com/acme/app.git")
+	reg, base, baseLayer := appRegistry(t)
+	repo := reg.Host + "/acme/app"
+
+	ctx, cancel := context.WithTimeout(t.Context(), pipelineTimeout)
+	defer cancel()
+	args := []string{
+		"push",
+		"-W", ".github/workflows/build.yml",
+		"-P", "ubuntu-latest=" + baseImage,
+		"--pull=false",
+		"--container-architecture", "linux/" + runtime.GOARCH,
+		"--container-daemon-socket", "-",
+		"--no-cache-server",
+		"--action-cache-path", filepath.Join(t.TempDir(), "act-cache"),
+		"--var", "IMAGE=" + repo,
+		"--var", "BUILD_ARGS=BASE=" + base,
+		"--var", "INSECURE_REGISTRIES=" + reg.Host,
+		"--secret", "GITHUB_TOKEN=" + tokenCanary,
+	}
+	start := time.Now()
+	out, err := r.run(ctx, ws, "act", args...)
+	t.Logf("act ran the build workflow in %s", time.Since(start).Round(time.Millisecond))
+	requireRun(t, "act "+strings.Join(args, " "), out, err)
+
+	digest := requireApp(t, repo+":"+sha[:githubShortSHA], baseLayer)
+	require.Contains(t, out, "built digest="+digest)
+	require.NotContains(t, out, tokenCanary)
+}
+
+func testBuildPushUnderGitLabCILocal(t *testing.T, r *rig) {
+	ws := t.TempDir()
+	files := map[string]string{buildPushPipeline: ".gitlab-ci.yml"}
+	for k, v := range appFiles {
+		files[k] = v
+	}
+	templates, err := filepath.Glob(filepath.Join(r.root, "templates", "*.yml"))
+	require.NoError(t, err)
+	for _, tpl := range templates {
+		rel, err := filepath.Rel(r.root, tpl)
+		require.NoError(t, err)
+		files[rel] = rel
+	}
+	r.copyFiles(t, ws, files)
+	sha := r.gitRepo(t, ws, gitlabRemote)
+	reg, base, baseLayer := appRegistry(t)
+	repo := reg.Host + "/group/hoist"
+
+	ctx, cancel := context.WithTimeout(t.Context(), pipelineTimeout)
+	defer cancel()
+	args := []string{
+		"--home", t.TempDir(),
+		"--no-shell-executor-no-image",
+		"--default-image", baseImage,
+		"--helper-image", helperImage,
+		"--pull-policy", "if-not-present",
+		"--network", "host",
+		"--no-color",
+		"--variable", "CI_REGISTRY_IMAGE=" + repo,
+		"--variable", "BASE_IMAGE=" + base,
+		"--variable", "INSECURE_REGISTRIES=" + reg.Host,
+	}
+	start := time.Now()
+	out, err := r.run(ctx, ws, "gitlab-ci-local", args...)
+	t.Logf("gitlab-ci-local ran the build pipeline in %s", time.Since(start).Round(time.Millisecond))
+	requireRun(t, "gitlab-ci-local", out, err)
+
+	digest := requireApp(t, repo+":"+sha[:gitlabShortSHA], baseLayer)
+	require.Contains(t, out, "built digest="+digest)
+	// The cache repository got the layer.
+	cache, err := name.NewRepository(repo+"/cache", name.Insecure)
+	require.NoError(t, err)
+	tags, err := remote.List(cache, remote.WithContext(t.Context()))
+	require.NoError(t, err)
+	require.NotEmpty(t, tags)
+}
