@@ -82,22 +82,16 @@ func run(ctx context.Context, j *ci.Job) (map[string]string, error) {
 	return res.Outputs(), runErr
 }
 
-// publish reports the result on the platform: annotations within its
-// limits, the step summary, the terminal report (with the coverage line
-// GitLab's coverage: regex reads).
+// publish reports the result on the platform: annotations where it shows
+// them (most severe first, within its limits), the step summary, and the
+// terminal report with the coverage line GitLab's coverage: regex reads.
 func publish(j *ci.Job, res gate.Result) {
-	// Annotations are GitHub's; elsewhere the terminal report lists the
-	// failures and findings, and GitLab reads the report files.
-	if j.Platform == ci.PlatformGitHub {
-		perLevel, total := j.AnnotationLimits()
-		shown, omitted := gate.SelectNotes(res.Notes(), perLevel, total)
-		for _, n := range shown {
-			j.Annotate(ci.Annotation{Level: n.Level, File: n.File, Line: n.Line, EndLine: n.EndLine, Col: n.Col, Title: n.Title, Message: n.Message})
-		}
-		if note := gate.OmittedNote(omitted); note != "" {
-			j.Log.Info(note)
-		}
+	notes := res.Notes()
+	annotations := make([]ci.Annotation, 0, len(notes))
+	for _, n := range notes {
+		annotations = append(annotations, ci.Annotation{Level: n.Level, File: n.File, Line: n.Line, EndLine: n.EndLine, Col: n.Col, Title: n.Title, Message: n.Message})
 	}
+	j.AnnotateAll(annotations)
 	if err := j.AddSummary(res.Markdown()); err != nil {
 		j.Log.Warn("writing the step summary", "error", err)
 	}

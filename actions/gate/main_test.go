@@ -100,7 +100,7 @@ func TestGitHub(t *testing.T) {
 	first := strings.Index(stdout, "::error ")
 	require.Contains(t, stdout[first:first+200], "title=Test failed%3A example.com/shop/cart.TestTotal/with_discount", "failures first")
 	require.Contains(t, stdout, "::error file=src/a.py,line=1,title=lint R1::bad", "paths relative to the workspace")
-	require.Contains(t, stdout, "23 errors not shown as annotations (GitHub shows at most 10 of each level per step)")
+	require.Contains(t, stdout, "23 errors not shown as annotations (GitHub shows at most 10 of each level per step and 50 per job)")
 	require.Contains(t, stdout, "::group::run lint: echo 'Your code has been rated at 9.10/10'")
 	require.Contains(t, stdout, "::group::run: echo a,b\na,b\n", "commas stay in commands")
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,53 +101,8 @@ func (r Result) Notes() []Note {
 		notes = append(notes, Note{Level: level, File: f.File, Line: f.Line, EndLine: f.EndLine, Col: f.Col, Title: title, Message: f.Message})
 	}
 	// Stable: failures before findings of the same level.
-	sortStable(notes, func(a, b Note) bool { return levelRank(a.Level) < levelRank(b.Level) })
+	slices.SortStableFunc(notes, func(a, b Note) int { return levelRank(a.Level) - levelRank(b.Level) })
 	return notes
-}
-
-func sortStable(n []Note, less func(a, b Note) bool) {
-	for i := 1; i < len(n); i++ {
-		for j := i; j > 0 && less(n[j], n[j-1]); j-- {
-			n[j], n[j-1] = n[j-1], n[j]
-		}
-	}
-}
-
-// SelectNotes keeps, most severe first, at most perLevel notes of each
-// level and total in all (0: no limit), and counts those left out by level.
-func SelectNotes(notes []Note, perLevel, total int) (shown []Note, omitted map[string]int) {
-	omitted = map[string]int{}
-	count := map[string]int{}
-	for _, n := range notes {
-		if (perLevel > 0 && count[n.Level] >= perLevel) || (total > 0 && len(shown) >= total) {
-			omitted[n.Level]++
-			continue
-		}
-		count[n.Level]++
-		shown = append(shown, n)
-	}
-	return shown, omitted
-}
-
-// OmittedNote says how many annotations were left out, or "".
-func OmittedNote(omitted map[string]int) string {
-	var parts []string
-	for _, l := range []string{"error", "warning", "notice"} {
-		if n := omitted[l]; n > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", n, plural(n, l)))
-		}
-	}
-	if len(parts) == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%s not shown as annotations (GitHub shows at most 10 of each level per step): see the job summary and the log", strings.Join(parts, ", "))
-}
-
-func plural(n int, s string) string {
-	if n == 1 {
-		return s
-	}
-	return s + "s"
 }
 
 func firstLines(s string, n int) string {

@@ -82,24 +82,6 @@ func TestNotesMostSevereFirstWithinLimits(t *testing.T) {
 	require.Equal(t, "Test failed: example.com/shop/cart.TestTotal/with_discount", notes[0].Title)
 	require.Equal(t, "golangci-lint errcheck", notes[3].Title)
 	require.Equal(t, "cart/cart.go", notes[3].File)
-
-	var many []Note
-	for i := 0; i < 25; i++ {
-		many = append(many, Note{Level: "notice"}, Note{Level: "warning"}, Note{Level: "error"})
-	}
-	sortStable(many, func(a, b Note) bool { return levelRank(a.Level) < levelRank(b.Level) })
-	shown, omitted := SelectNotes(many, 10, 50)
-	require.Len(t, shown, 30)
-	require.Equal(t, map[string]int{"error": 15, "warning": 15, "notice": 15}, omitted)
-	require.Equal(t, "error", shown[0].Level)
-	require.Equal(t, "notice", shown[29].Level)
-	require.Equal(t, "15 errors, 15 warnings, 15 notices not shown as annotations (GitHub shows at most 10 of each level per step): see the job summary and the log", OmittedNote(omitted))
-	shown, omitted = SelectNotes(many, 10, 15)
-	require.Len(t, shown, 15)
-	require.Equal(t, map[string]int{"error": 15, "warning": 20, "notice": 25}, omitted, "the job-wide total cuts the less severe first")
-	shown, _ = SelectNotes(many, 0, 0)
-	require.Len(t, shown, 75, "no limit")
-	require.Empty(t, OmittedNote(map[string]int{}))
 }
 
 func TestSummaryStaysSmall(t *testing.T) {
