@@ -36,12 +36,10 @@ func options(j *ci.Job) (buildpush.Options, error) {
 		Git:                     j.Git,
 		Log:                     j.Log,
 	}
-	if j.Platform == ci.PlatformGitLab {
-		o.RequestPrefix = "mr"
-	}
+	o.RequestPrefix = j.RequestTagPrefix()
 	var err error
 	bools := map[string]*bool{}
-	for _, n := range []string{"push", "no-push", "cache", "insecure", "insecure-pull", "skip-tls-verify", "skip-tls-verify-pull", "http1"} {
+	for _, n := range []string{"push", "no-push", "cache", "insecure", "insecure-pull", "skip-tls-verify", "skip-tls-verify-pull"} {
 		v, err := j.Bool(n)
 		if err != nil {
 			return o, err
@@ -89,26 +87,19 @@ func options(j *ci.Job) (buildpush.Options, error) {
 		}
 		insecure = append(insecure, hosts...)
 	}
-	retry := registry.Retry{}
+	ro, err := registry.OptionsFromInputs(j, spec.UserAgent(), j.Log)
+	if err != nil {
+		return o, err
+	}
+	ro.Insecure = insecure
 	if j.Set("push-retry") {
 		n, err := j.Int("push-retry")
 		if err != nil {
 			return o, err
 		}
-		retry.Attempts = n + 1
+		ro.Retry.Attempts = n + 1
 	}
-	o.Registry, err = registry.New(registry.Options{
-		Username:     j.String("username"),
-		Password:     j.String("password"),
-		RegistryAuth: j.String("registry-auth"),
-		Insecure:     insecure,
-		HTTP1:        *bools["http1"],
-		UserAgent:    spec.UserAgent(),
-		Getenv:       j.Getenv,
-		Log:          j.Log,
-		Mask:         j.Mask,
-		Retry:        retry,
-	})
+	o.Registry, err = registry.New(ro)
 	return o, err
 }
 

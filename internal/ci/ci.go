@@ -270,6 +270,15 @@ func (j *Job) Workspace() string {
 	return dir
 }
 
+// RequestTagPrefix is what the platform calls a change request in image
+// tags: "mr" (merge request) on GitLab, "pr" (pull request) elsewhere.
+func (j *Job) RequestTagPrefix() string {
+	if j.Platform == PlatformGitLab {
+		return "mr"
+	}
+	return "pr"
+}
+
 // DefaultImage is the project's own image repository: $CI_REGISTRY_IMAGE on
 // GitLab, ghcr.io/<owner>/<repo> (lower-cased) on GitHub, "" locally.
 func (j *Job) DefaultImage() string {

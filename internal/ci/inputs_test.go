@@ -315,3 +315,16 @@ func TestWorkspaceAndDefaultImage(t *testing.T) {
 		})
 	}
 }
+
+func TestRequestTagPrefix(t *testing.T) {
+	for vars, want := range map[string]string{"GITHUB_ACTIONS": "pr", "GITLAB_CI": "mr", "": "pr"} {
+		j, err := Start(context.Background(), annotTool, Env{Getenv: func(k string) string {
+			if k == vars {
+				return "true"
+			}
+			return ""
+		}})
+		require.NoError(t, err)
+		require.Equal(t, want, j.RequestTagPrefix(), vars)
+	}
+}

@@ -18,11 +18,21 @@ type Inputs interface {
 // FromInputs builds the Client of one tool run from its inputs and the
 // environment's credential conventions.
 func FromInputs(in Inputs, userAgent string, log *slog.Logger) (*Client, error) {
-	http1, err := in.Bool("http1")
+	opts, err := OptionsFromInputs(in, userAgent, log)
 	if err != nil {
 		return nil, err
 	}
-	return New(Options{
+	return New(opts)
+}
+
+// OptionsFromInputs reads the registry inputs into Options, for a tool that
+// adds to them (more insecure hosts, its own retry bound) before New.
+func OptionsFromInputs(in Inputs, userAgent string, log *slog.Logger) (Options, error) {
+	http1, err := in.Bool("http1")
+	if err != nil {
+		return Options{}, err
+	}
+	return Options{
 		Username:     in.String("username"),
 		Password:     in.String("password"),
 		RegistryAuth: in.String("registry-auth"),
@@ -32,5 +42,5 @@ func FromInputs(in Inputs, userAgent string, log *slog.Logger) (*Client, error) 
 		Getenv:       in.Getenv,
 		Log:          log,
 		Mask:         in.Mask,
-	})
+	}, nil
 }
