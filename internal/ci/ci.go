@@ -204,6 +204,9 @@ func start(ctx context.Context, tool spec.Tool, env Env) (*Job, error) {
 	if err := j.resolveInputs(parsed); err != nil {
 		return j, usageErr(err)
 	}
+	if err := j.requireVariables(); err != nil {
+		return j, usageErr(err)
+	}
 	if err := j.readGit(ctx); err != nil {
 		return j, usageErr(err)
 	}
@@ -268,6 +271,50 @@ func (j *Job) Workspace() string {
 		dir = j.env.Dir
 	}
 	return dir
+}
+
+// RequiredVariablesInput names the input with which a pipeline declares the
+// environment variables a job cannot run without.
+const RequiredVariablesInput = "required-variables"
+
+// requireVariables fails at once, naming every variable the pipeline
+// declared required (input required-variables) that is unset or empty, and
+// masks the values of those that are set: they are credentials more often
+// than not (HARBOR_ROBOT_CREDS_JSON).
+func (j *Job) requireVariables() error {
+	if _, ok := j.Tool.Input(RequiredVariablesInput); !ok {
+		return nil
+	}
+	var missing []string
+	for _, name := range j.List(RequiredVariablesInput) {
+		v := j.env.Getenv(name)
+		if strings.TrimSpace(v) == "" {
+			missing = append(missing, name)
+			continue
+		}
+		j.Mask(v)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s %s not set, and this pipeline requires %s (input %s): define %s as a CI/CD variable "+
+		"(GitLab: Settings > CI/CD > Variables, masked; GitHub: a secret passed with env:) or remove %s from %s",
+		strings.Join(missing, ", "), isAre(len(missing)), itThem(len(missing)), RequiredVariablesInput,
+		itThem(len(missing)), itThem(len(missing)), RequiredVariablesInput)
+}
+
+func isAre(n int) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
+}
+
+func itThem(n int) string {
+	if n == 1 {
+		return "it"
+	}
+	return "them"
 }
 
 // RequestTagPrefix is what the platform calls a change request in image

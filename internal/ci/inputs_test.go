@@ -1,6 +1,7 @@
 package ci
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -327,4 +328,31 @@ func TestRequestTagPrefix(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, want, j.RequestTagPrefix(), vars)
 	}
+}
+
+func TestRequiredVariablesFailFastAndAreMasked(t *testing.T) {
+	tool := spec.Tool{Name: "t", Title: "t", Description: "t", Stage: "build", Inputs: []spec.Input{
+		{Name: RequiredVariablesInput, Type: spec.List, Description: "d"},
+	}}
+	env := map[string]string{"GITLAB_CI": "true", "INPUT_REQUIRED_VARIABLES": "HARBOR_ROBOT_CREDS_JSON, DEPLOY_TOKEN"}
+	var out bytes.Buffer
+	code := Main(context.Background(), tool, Env{Getenv: func(k string) string { return env[k] }, Stdout: &out, Stderr: &out},
+		func(context.Context, *Job) (map[string]string, error) {
+			t.Fatal("the run must not start")
+			return nil, nil
+		})
+	require.Equal(t, ExitUsage, code)
+	require.Contains(t, out.String(), "HARBOR_ROBOT_CREDS_JSON, DEPLOY_TOKEN are not set, and this pipeline requires them (input required-variables)")
+
+	env["HARBOR_ROBOT_CREDS_JSON"] = `{"auths":{"harbor.example.com":{"auth":"CANARY-harbor"}}}`
+	env["DEPLOY_TOKEN"] = "CANARY-deploy-token"
+	out.Reset()
+	code = Main(context.Background(), tool, Env{Getenv: func(k string) string { return env[k] }, Stdout: &out, Stderr: &out},
+		func(_ context.Context, j *Job) (map[string]string, error) {
+			j.Log.Info("token is " + env["DEPLOY_TOKEN"])
+			return nil, nil
+		})
+	require.Equal(t, ExitOK, code)
+	require.NotContains(t, out.String(), "CANARY-deploy-token")
+	require.Contains(t, out.String(), "token is ***")
 }

@@ -8,6 +8,7 @@ func RegistryInputs() []Input {
 		{Name: "password", Type: String, Secret: true, Description: "Password or token for the target registry (with `username`)."},
 		{Name: "registry-auth", Type: String, Secret: true, Description: "A Docker config JSON (`{\"auths\":{...}}`), raw or base64-encoded, such as a Harbor robot account's `HARBOR_ROBOT_CREDS_JSON`."},
 		{Name: "insecure-registries", Type: List, Description: "Registries (host[:port]) reached over plain HTTP or without TLS verification. No other registry is."},
+		{Name: "required-variables", Type: List, Description: "Environment variables this job cannot run without, such as `HARBOR_ROBOT_CREDS_JSON`: the run fails at once, naming each one that is unset or empty, before any registry is contacted. Their values are masked."},
 		{Name: "http1", Type: Boolean, Default: "false", Description: "Use HTTP/1.1 only (some registries stall on HTTP/2)."},
 		{Name: "short-sha-length", Type: Number, GitLabDefault: "8", Description: "Length of the short commit SHA. Default: 8 on GitLab (`CI_COMMIT_SHORT_SHA`), 7 elsewhere."},
 	}
