@@ -1,0 +1,378 @@
+// Package gitops lands a change in a git repository: shallow-clone the
+// branch, apply an edit, commit, push — and when the push is rejected
+// because someone else pushed first, start again from the new tip, with
+// jittered backoff, never forcing.
+package gitops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/memory"
+)
+
+// EditFunc applies the change to the branch tip's files and returns the new
+// contents of the files it changed (none: nothing to commit) and the commit
+// message. It is called once per attempt, each time on the newest tip.
+type EditFunc func(ctx context.Context, snap Snapshot, tip string) (changed map[string][]byte, message string, err error)
+
+// Options say where and how to land.
+type Options struct {
+	// URL of the repository (https://, ssh://, git://, file:// or a path).
+	URL string
+	// Branch to commit to; empty means the remote's default branch.
+	Branch string
+	// PushBranch, when set, is pushed instead of Branch (a pull-request
+	// branch owned by the tool): the commit is made on Branch's tip and
+	// replaces whatever PushBranch held. Branch itself is never forced.
+	PushBranch string
+	Auth       transport.AuthMethod
+	// AuthorName and AuthorEmail sign the commit (committer too).
+	AuthorName  string
+	AuthorEmail string
+	// MaxAttempts bounds the attempts; 0 means 5.
+	MaxAttempts int
+	// Backoff is the base delay between attempts (doubled each time, with
+	// full jitter); 0 means 500ms.
+	Backoff time.Duration
+	// Materialize selects the files read for the edit (slash paths); nil
+	// means all. Symlinks are always listed.
+	Materialize func(path string) bool
+	Edit        EditFunc
+	Log         *slog.Logger
+	// Now and Sleep are the clock (tests replace them).
+	Now   func() time.Time
+	Sleep func(context.Context, time.Duration) error
+}
+
+// Result is what landed.
+type Result struct {
+	Changed  bool
+	Commit   string
+	Files    []string
+	Message  string
+	Attempts int
+	// Base is the commit the change was made on, on Branch.
+	Base   string
+	Branch string
+}
+
+// ErrRejected marks a push the remote refused because the branch moved.
+var ErrRejected = errors.New("push rejected: the branch moved")
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// Land clones, edits, commits and pushes, retrying on a moved branch.
+func Land(ctx context.Context, o Options) (Result, error) {
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 5
+	}
+	if o.Backoff <= 0 {
+		o.Backoff = 500 * time.Millisecond
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Sleep == nil {
+		o.Sleep = sleep
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	var last error
+	for attempt := 1; attempt <= o.MaxAttempts; attempt++ {
+		res, err := o.attempt(ctx)
+		res.Attempts = attempt
+		if err == nil {
+			return res, nil
+		}
+		if !errors.Is(err, ErrRejected) {
+			return res, err
+		}
+		last = err
+		if attempt == o.MaxAttempts {
+			break
+		}
+		// Full jitter: a random delay up to base * 2^(attempt-1), capped.
+		ceiling := o.Backoff << (attempt - 1)
+		if ceiling > 10*time.Second {
+			ceiling = 10 * time.Second
+		}
+		d := time.Duration(rand.Int64N(int64(ceiling)) + int64(ceiling)/4)
+		o.Log.Info("the branch moved while landing; starting again from its new tip", "attempt", attempt, "of", o.MaxAttempts, "wait", d.Round(time.Millisecond).String())
+		if err := o.Sleep(ctx, d); err != nil {
+			return Result{Attempts: attempt}, err
+		}
+	}
+	return Result{Attempts: o.MaxAttempts}, fmt.Errorf("landing on %s: %d attempts, every push rejected because the branch kept moving (raise max-attempts): %w", o.Branch, o.MaxAttempts, last)
+}
+
+func (o Options) attempt(ctx context.Context) (Result, error) {
+	// A shallow clone into memory, without a work tree: go-git's checkout
+	// and status cost seconds on thousands of files. The files the edit may
+	// read are written out, and the commit is built from tree objects.
+	clone := &git.CloneOptions{
+		URL:          o.URL,
+		Auth:         o.Auth,
+		Depth:        1,
+		SingleBranch: true,
+		Tags:         git.NoTags,
+		NoCheckout:   true,
+	}
+	if o.Branch != "" {
+		clone.ReferenceName = plumbing.NewBranchReferenceName(o.Branch)
+	}
+	repo, err := git.CloneContext(ctx, memory.NewStorage(), nil, clone)
+	if err != nil {
+		return Result{}, fmt.Errorf("cloning %s (branch %q): %w", Redact(o.URL), o.Branch, err)
+	}
+	head, err := repo.Head()
+	if err != nil {
+		return Result{}, fmt.Errorf("reading the cloned branch: %w", err)
+	}
+	branch := o.Branch
+	if branch == "" {
+		branch = head.Name().Short()
+	}
+	res := Result{Base: head.Hash().String(), Branch: branch}
+	base, err := repo.CommitObject(head.Hash())
+	if err != nil {
+		return res, fmt.Errorf("reading commit %s: %w", head.Hash(), err)
+	}
+	tree, err := base.Tree()
+	if err != nil {
+		return res, fmt.Errorf("reading the tree of %s: %w", head.Hash(), err)
+	}
+	snap, err := snapshot(tree, o.Materialize)
+	if err != nil {
+		return res, err
+	}
+	edited, message, err := o.Edit(ctx, snap, res.Base)
+	if err != nil {
+		return res, err
+	}
+	if len(edited) == 0 {
+		return res, nil
+	}
+	blobs := map[string]plumbing.Hash{}
+	var files []string
+	for f, content := range edited {
+		if _, ok := snap.Files[f]; !ok {
+			return res, fmt.Errorf("internal error: the edit changed %s, which is not a file of the tree", f)
+		}
+		if blobs[f], err = storeBlob(repo.Storer, content); err != nil {
+			return res, fmt.Errorf("storing %s: %w", f, err)
+		}
+		files = append(files, f)
+	}
+	sort.Strings(files)
+	dirs := map[string]bool{}
+	for f := range blobs {
+		for d := path.Dir(f); d != "."; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	newTree, changed, err := rebuild(repo.Storer, tree, "", blobs, dirs)
+	if err != nil {
+		return res, err
+	}
+	if !changed {
+		return res, nil
+	}
+	sig := object.Signature{Name: o.AuthorName, Email: o.AuthorEmail, When: o.Now()}
+	commit := &object.Commit{Author: sig, Committer: sig, Message: message, TreeHash: newTree, ParentHashes: []plumbing.Hash{head.Hash()}}
+	obj := repo.Storer.NewEncodedObject()
+	if err := commit.Encode(obj); err != nil {
+		return res, fmt.Errorf("committing: %w", err)
+	}
+	ch, err := repo.Storer.SetEncodedObject(obj)
+	if err != nil {
+		return res, fmt.Errorf("committing: %w", err)
+	}
+	local := plumbing.NewBranchReferenceName(branch)
+	if err := repo.Storer.SetReference(plumbing.NewHashReference(local, ch)); err != nil {
+		return res, fmt.Errorf("committing: %w", err)
+	}
+	res.Changed, res.Commit, res.Files, res.Message = true, ch.String(), files, message
+
+	// No delta search for the push: the new blobs are few and small, and
+	// go-git's search over thousands of objects costs more than it saves.
+	if cfg, err := repo.Config(); err == nil {
+		cfg.Pack.Window = 0
+		_ = repo.SetConfig(cfg)
+	}
+	target, force := branch, ""
+	if o.PushBranch != "" {
+		target, force = o.PushBranch, "+"
+	}
+	spec := config.RefSpec(fmt.Sprintf("%s%s:%s", force, local, plumbing.NewBranchReferenceName(target)))
+	err = repo.PushContext(ctx, &git.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: o.Auth})
+	switch {
+	case err == nil:
+		return res, nil
+	case o.PushBranch == "" && (rejected(err) || moved(ctx, repo, o.Auth, target, res.Base)):
+		return res, fmt.Errorf("%w: %v", ErrRejected, err)
+	default:
+		return res, fmt.Errorf("pushing to %s (branch %s): %w", Redact(o.URL), target, err)
+	}
+}
+
+// Snapshot is the branch tip's files, in memory: contents by slash path,
+// and symlinks by path with their targets.
+type Snapshot struct {
+	Files map[string][]byte
+	Links map[string]string
+}
+
+// snapshot reads the files want(path) selects (all when want is nil) and
+// every symlink.
+func snapshot(tree *object.Tree, want func(string) bool) (Snapshot, error) {
+	snap := Snapshot{Files: map[string][]byte{}, Links: map[string]string{}}
+	err := tree.Files().ForEach(func(f *object.File) error {
+		symlink := f.Mode == filemode.Symlink
+		if !symlink && want != nil && !want(f.Name) {
+			return nil
+		}
+		content, err := f.Contents()
+		if err != nil {
+			return fmt.Errorf("reading %s from the clone: %w", f.Name, err)
+		}
+		if symlink {
+			snap.Links[f.Name] = content
+		} else {
+			snap.Files[f.Name] = []byte(content)
+		}
+		return nil
+	})
+	return snap, err
+}
+
+func storeBlob(s storer.EncodedObjectStorer, content []byte) (plumbing.Hash, error) {
+	obj := s.NewEncodedObject()
+	obj.SetType(plumbing.BlobObject)
+	obj.SetSize(int64(len(content)))
+	w, err := obj.Writer()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if _, err := w.Write(content); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if err := w.Close(); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return s.SetEncodedObject(obj)
+}
+
+// rebuild returns the tree with the blobs at the given paths replaced (the
+// paths are in the tree already: the edit never adds or removes files).
+func rebuild(s storer.EncodedObjectStorer, t *object.Tree, prefix string, blobs map[string]plumbing.Hash, dirs map[string]bool) (plumbing.Hash, bool, error) {
+	entries := slices.Clone(t.Entries)
+	changed := false
+	for i, e := range entries {
+		p := e.Name
+		if prefix != "" {
+			p = prefix + "/" + e.Name
+		}
+		if e.Mode == filemode.Dir {
+			if !dirs[p] {
+				continue
+			}
+			sub, err := object.GetTree(s, e.Hash)
+			if err != nil {
+				return plumbing.ZeroHash, false, fmt.Errorf("reading tree %s: %w", p, err)
+			}
+			h, ch, err := rebuild(s, sub, p, blobs, dirs)
+			if err != nil {
+				return plumbing.ZeroHash, false, err
+			}
+			if ch {
+				entries[i].Hash, changed = h, true
+			}
+			continue
+		}
+		if h, ok := blobs[p]; ok && h != e.Hash {
+			entries[i].Hash, changed = h, true
+		}
+	}
+	if !changed {
+		return t.Hash, false, nil
+	}
+	obj := s.NewEncodedObject()
+	if err := (&object.Tree{Entries: entries}).Encode(obj); err != nil {
+		return plumbing.ZeroHash, false, err
+	}
+	h, err := s.SetEncodedObject(obj)
+	return h, true, err
+}
+
+// rejected reports whether a push failed because the remote branch moved
+// (rather than for auth, network or permission reasons).
+func rejected(err error) bool {
+	if errors.Is(err, git.ErrForceNeeded) {
+		return true
+	}
+	s := err.Error()
+	for _, m := range []string{"non-fast-forward", "fetch first", "failed to update ref", "cannot lock ref", "failed to lock", "reference already exists", "stale info"} {
+		if strings.Contains(s, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// moved reports whether the remote branch no longer points at base. In a
+// shallow clone go-git reports a moved branch as "object not found" (it
+// cannot walk past the clone's boundary), so the remote is asked.
+func moved(ctx context.Context, repo *git.Repository, auth transport.AuthMethod, branch, base string) bool {
+	remote, err := repo.Remote("origin")
+	if err != nil {
+		return false
+	}
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth})
+	if err != nil {
+		return false
+	}
+	want := plumbing.NewBranchReferenceName(branch)
+	for _, r := range refs {
+		if r.Name() == want {
+			return r.Hash().String() != base
+		}
+	}
+	return false
+}
+
+// Redact removes credentials from a URL for messages.
+func Redact(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		rest := u[i+3:]
+		if at := strings.IndexByte(rest, '@'); at >= 0 && !strings.Contains(rest[:at], "/") {
+			return u[:i+3] + "***@" + rest[at+1:]
+		}
+	}
+	return u
+}
