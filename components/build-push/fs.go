@@ -176,7 +176,7 @@ func applyLayer(r io.Reader, m map[string]layer.Entry) error {
 			continue
 		}
 		e := layer.Entry{Name: name, UID: hdr.Uid, GID: hdr.Gid, ModTime: hdr.ModTime}
-		perm := fs.FileMode(hdr.Mode).Perm()
+		perm := layer.PermFromTar(hdr.Mode) // keeps setuid/setgid/sticky (COPY --from=base /bin/su)
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			e.Mode = fs.ModeDir | perm

@@ -99,16 +99,7 @@ func (c *Context) Extract(src, dest string, o CopyOptions) ([]Entry, error) {
 			}
 		}
 		e := Entry{Name: path.Join(base, name), UID: hdr.Uid, GID: hdr.Gid, ModTime: hdr.ModTime}
-		perm := fs.FileMode(hdr.Mode).Perm()
-		if hdr.Mode&0o4000 != 0 {
-			perm |= fs.ModeSetuid
-		}
-		if hdr.Mode&0o2000 != 0 {
-			perm |= fs.ModeSetgid
-		}
-		if hdr.Mode&0o1000 != 0 {
-			perm |= fs.ModeSticky
-		}
+		perm := PermFromTar(hdr.Mode)
 		switch hdr.Typeflag {
 		case tar.TypeDir:
 			e.Mode = fs.ModeDir | perm

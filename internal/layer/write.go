@@ -68,6 +68,22 @@ func WriteTar(w io.Writer, entries []Entry) error {
 	return tw.Close()
 }
 
+// PermFromTar is the inverse of tarMode: a tar header's mode bits as the
+// permission and setuid/setgid/sticky bits of an fs.FileMode.
+func PermFromTar(mode int64) fs.FileMode {
+	perm := fs.FileMode(mode).Perm()
+	if mode&0o4000 != 0 {
+		perm |= fs.ModeSetuid
+	}
+	if mode&0o2000 != 0 {
+		perm |= fs.ModeSetgid
+	}
+	if mode&0o1000 != 0 {
+		perm |= fs.ModeSticky
+	}
+	return perm
+}
+
 func tarMode(m fs.FileMode) int64 {
 	out := int64(m.Perm())
 	if m&fs.ModeSetuid != 0 {
