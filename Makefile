@@ -69,8 +69,8 @@ test: rig-install ## install and start the rig, run every test, stop the rig
 test-short: ## the fast tests only (no rig needed)
 	go test -short -count=1 ./...
 
-demo: build ## retag a sample image end to end on an embedded registry (no Docker, no network)
-	go run ./examples/demo -retag bin/retag
+demo: build ## the example pipeline (gate, build-push, retag, bump) end to end on an embedded registry
+	go run ./examples/demo -bin bin
 
 # The engine is up for the benchmarks whose peer runs in a container (kaniko).
 bench: build rig-install ## every benchmark against its peers; writes bench/RESULTS.md

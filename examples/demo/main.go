@@ -1,11 +1,14 @@
-// Command demo runs the example release pipeline end to end on an embedded
-// registry (go-containerregistry's pkg/registry, in this process): a build
-// job's image is given its release tags on a GitHub tag pipeline, a backport
-// is released from a GitLab tag pipeline without moving latest, and the
-// release is promoted to a production repository from the CLI. It runs the
-// real retag binary; no Docker, no network beyond loopback.
+// Command demo runs the example delivery pipeline end to end on an embedded
+// registry (go-containerregistry's pkg/registry, in this process), with the
+// real binaries: gate passes the tests, build-push builds examples/app
+// without a Docker daemon for a release commit (GitHub) and a backport
+// commit (GitLab), retag gives them their release tags on tag pipelines
+// (latest and 1 never move backwards) and promotes the release to a
+// production repository, and bump writes the release's digest into a GitOps
+// repository (examples/gitops) and pushes the commit. No Docker, no network
+// beyond loopback; git is the only other program it runs.
 //
-//	go run ./examples/demo -retag bin/retag
+//	go run ./examples/demo -bin bin
 package main
 
 import (
@@ -34,9 +37,9 @@ import (
 )
 
 func main() {
-	retagBin := flag.String("retag", "bin/retag", "path to the retag binary")
+	bin := flag.String("bin", "bin", "directory holding the gate, build-push, retag and bump binaries (make build)")
 	flag.Parse()
-	if err := run(context.Background(), *retagBin, os.Stdout); err != nil {
+	if err := run(context.Background(), *bin, os.Stdout); err != nil {
 		log.Fatalf("demo: %v", err)
 	}
 }
@@ -47,51 +50,92 @@ const (
 	backportSHA = "9b1d44e0c2a3b4c5d6e7f8091a2b3c4d5e6f7081"
 )
 
-func run(ctx context.Context, retagBin string, out io.Writer) error {
-	if _, err := os.Stat(retagBin); err != nil {
-		return fmt.Errorf("retag binary %s: %w (run `make build` first)", retagBin, err)
+func run(ctx context.Context, bin string, out io.Writer) error {
+	bin, err := filepath.Abs(bin)
+	if err != nil {
+		return err
+	}
+	for _, tool := range []string{"gate", "build-push", "retag", "bump"} {
+		if _, err := os.Stat(filepath.Join(bin, tool)); err != nil {
+			return fmt.Errorf("%s: %w (run `make build` first)", tool, err)
+		}
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		return fmt.Errorf("the GitOps step needs git: %w", err)
 	}
 	srv := httptest.NewServer(ggcrregistry.New(ggcrregistry.Logger(log.New(io.Discard, "", 0))))
 	defer srv.Close()
 	host := strings.TrimPrefix(srv.URL, "http://")
-	repo := host + "/team/app"
+	repo := host + "/acme/web"
 	work, err := os.MkdirTemp("", "hoist-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(work)
-
+	app, err := filepath.Abs(filepath.Join("examples", "app"))
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(app, "Dockerfile")); err != nil {
+		return fmt.Errorf("run the demo from the repository root: %w", err)
+	}
+	tool := func(name string, args []string, env map[string]string) error {
+		return runTool(ctx, out, filepath.Join(bin, name), work, args, env)
+	}
 	step := func(title string) { fmt.Fprintf(out, "\n== %s\n", title) }
 
-	step("build job: the image of each commit is pushed as <image>:<short sha>")
-	for _, c := range []struct{ sha, text string }{{releaseSHA, "release 1.4.2"}, {backportSHA, "backport 1.3.9"}} {
-		ref := repo + ":" + c.sha[:7]
-		if c.sha == backportSHA {
-			ref = repo + ":" + c.sha[:8] // GitLab's short SHA has 8 characters
-		}
-		d, err := pushSample(ctx, ref, c.text)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "pushed %s  %s\n", ref, d)
+	step("test job: gate reads the test report and enforces its thresholds")
+	if err := writeJUnit(filepath.Join(work, "reports", "unit.xml")); err != nil {
+		return err
+	}
+	if err := tool("gate", []string{"--junit", filepath.Join(work, "reports", "*.xml"), "--min-tests", "3", "--max-failures", "0"}, nil); err != nil {
+		return err
 	}
 
-	step("GitHub tag pipeline, refs/tags/v1.4.2: retag with no inputs but the image")
+	base := host + "/library/busybox:1.36"
+	if _, err := pushSample(ctx, base, "a stand-in base image"); err != nil {
+		return err
+	}
+	event := filepath.Join(work, "event.json")
+	if err := os.WriteFile(event, []byte(`{"repository":{"default_branch":"main"}}`), 0o644); err != nil {
+		return err
+	}
+	step("build job, GitHub push to main: build-push builds examples/app (no daemon, the base's layers never downloaded)")
+	if err := tool("build-push", nil, map[string]string{
+		"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "push", "GITHUB_EVENT_PATH": event,
+		"GITHUB_REF": "refs/heads/main", "GITHUB_REF_NAME": "main", "GITHUB_REF_TYPE": "branch",
+		"GITHUB_SHA": releaseSHA, "GITHUB_REPOSITORY": "acme/web", "GITHUB_WORKSPACE": work,
+		"GITHUB_OUTPUT": filepath.Join(work, "build_output"),
+		"INPUT_CONTEXT": app, "INPUT_IMAGE": repo, "INPUT_BUILD-ARGS": "BASE=" + base,
+		"INPUT_INSECURE-REGISTRIES": host, "SOURCE_DATE_EPOCH": "1700000000",
+	}); err != nil {
+		return err
+	}
+	step("build job, GitLab pipeline on branch release-1.3: the backport commit's image")
+	if err := tool("build-push", nil, map[string]string{
+		"GITLAB_CI": "true", "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "release-1.3",
+		"CI_COMMIT_REF_NAME": "release-1.3", "CI_DEFAULT_BRANCH": "main", "CI_COMMIT_SHA": backportSHA,
+		"CI_PROJECT_DIR": work, "CI_REGISTRY_IMAGE": repo,
+		"INPUT_CONTEXT": app, "INPUT_BUILD_ARGS": "BASE=" + base,
+		"INPUT_INSECURE_REGISTRIES": host, "SOURCE_DATE_EPOCH": "1700000000",
+	}); err != nil {
+		return err
+	}
+
+	step("release job, GitHub tag pipeline refs/tags/v1.4.2: retag with no inputs but the image")
 	ghOut := filepath.Join(work, "github_output")
-	if err := retag(ctx, out, retagBin, nil, map[string]string{
+	if err := tool("retag", nil, map[string]string{
 		"GITHUB_ACTIONS":            "true",
 		"GITHUB_EVENT_NAME":         "push",
 		"GITHUB_REF":                "refs/tags/v1.4.2",
 		"GITHUB_REF_NAME":           "v1.4.2",
 		"GITHUB_REF_TYPE":           "tag",
 		"GITHUB_SHA":                releaseSHA,
-		"GITHUB_REPOSITORY":         "hoist-ci/demo-app",
+		"GITHUB_REPOSITORY":         "acme/web",
 		"GITHUB_WORKSPACE":          work,
 		"GITHUB_OUTPUT":             ghOut,
 		"INPUT_IMAGE":               repo,
 		"INPUT_INSECURE-REGISTRIES": host,
-		"INPUT_SEMVER-ALIASES":      "true",
-		"INPUT_LATEST":              "auto",
 	}); err != nil {
 		return err
 	}
@@ -99,8 +143,8 @@ func run(ctx context.Context, retagBin string, out io.Writer) error {
 		fmt.Fprintf(out, "-- $GITHUB_OUTPUT --\n%s", b)
 	}
 
-	step("GitLab tag pipeline, CI_COMMIT_TAG=v1.3.9 (a backport): latest stays on 1.4.2")
-	if err := retag(ctx, out, retagBin, nil, map[string]string{
+	step("release job, GitLab tag pipeline CI_COMMIT_TAG=v1.3.9 (a backport): 1.3 moves, 1 and latest stay on 1.4.2")
+	if err := tool("retag", nil, map[string]string{
 		"GITLAB_CI":                 "true",
 		"CI_PIPELINE_SOURCE":        "push",
 		"CI_COMMIT_TAG":             "v1.3.9",
@@ -117,15 +161,37 @@ func run(ctx context.Context, retagBin string, out io.Writer) error {
 	}
 
 	step("CLI: dry run of a promotion to the production repository")
-	prod := host + "/prod/app"
+	prod := host + "/prod/acme/web"
 	args := []string{"--source", repo + ":1.4.2", "--destination", prod, "--tags", "1.4.2", "--semver-aliases", "false", "--insecure-registries", host}
-	if err := retag(ctx, out, retagBin, append(args, "--dry-run", "true"), nil); err != nil {
+	if err := tool("retag", append(args, "--dry-run", "true"), nil); err != nil {
 		return err
 	}
-	step("CLI: the promotion itself (blobs mounted across repositories, digest unchanged)")
-	if err := retag(ctx, out, retagBin, args, nil); err != nil {
+	step("CLI: the promotion itself (blobs copied only where missing, digest unchanged)")
+	if err := tool("retag", args, nil); err != nil {
 		return err
 	}
+	release, err := digestOf(ctx, prod+":1.4.2")
+	if err != nil {
+		return err
+	}
+
+	step("deploy job: bump writes the release's digest into the GitOps repository and pushes the commit")
+	gitops, err := seedGitOps(ctx, work)
+	if err != nil {
+		return err
+	}
+	if err := tool("bump", []string{
+		"--repository", gitops, "--branch", "main",
+		"--images", "registry.example.com/acme/web=registry.example.com/acme/web:1.4.2@" + release,
+		"--author", "hoist demo <demo@hoist.invalid>",
+	}, nil); err != nil {
+		return err
+	}
+	show, err := git(ctx, "", "--git-dir", gitops, "show", "--stat", "--patch", "--format=commit %h %s%n", "main")
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(out, show)
 
 	step("the registry afterwards")
 	for _, r := range []string{repo, prod} {
@@ -133,12 +199,13 @@ func run(ctx context.Context, retagBin string, out io.Writer) error {
 			return err
 		}
 	}
-	return checkRelease(ctx, repo, prod)
+	return checkPipeline(ctx, out, repo, prod, gitops, release)
 }
 
-// retag runs the real binary with a clean environment plus env.
-func retag(ctx context.Context, out io.Writer, bin string, args []string, env map[string]string) error {
+// runTool runs a real binary in dir with a clean environment plus env.
+func runTool(ctx context.Context, out io.Writer, bin, dir string, args []string, env map[string]string) error {
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
@@ -146,9 +213,9 @@ func retag(ctx context.Context, out io.Writer, bin string, args []string, env ma
 	// GitHub hides ::debug:: lines unless step debugging is on; so does the demo.
 	w := &dropDebug{out: out}
 	cmd.Stdout, cmd.Stderr = w, w
-	fmt.Fprintf(out, "$ retag %s\n", strings.Join(args, " "))
+	fmt.Fprintf(out, "$ %s %s\n", filepath.Base(bin), strings.Join(args, " "))
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("retag %s: %w", strings.Join(args, " "), err)
+		return fmt.Errorf("%s %s: %w", filepath.Base(bin), strings.Join(args, " "), err)
 	}
 	return nil
 }
@@ -205,38 +272,104 @@ func listTags(ctx context.Context, out io.Writer, repo string) error {
 	return nil
 }
 
-// checkRelease verifies what the demo promises, so `make demo` fails loudly
-// if retag misbehaves.
-func checkRelease(ctx context.Context, repo, prod string) error {
-	digest := func(ref string) (string, error) {
-		r, err := name.ParseReference(ref)
-		if err != nil {
+func digestOf(ctx context.Context, ref string) (string, error) {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return "", err
+	}
+	d, err := remote.Head(r, remote.WithContext(ctx))
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", ref, err)
+	}
+	return d.Digest.String(), nil
+}
+
+// writeJUnit writes the test job's report: three passing tests.
+func writeJUnit(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(`<?xml version="1.0" encoding="UTF-8"?>
+<testsuites>
+  <testsuite name="web" tests="3" failures="0" errors="0" skipped="0" time="0.042">
+    <testcase classname="web.handlers" name="TestIndex" time="0.011"/>
+    <testcase classname="web.handlers" name="TestHealth" time="0.004"/>
+    <testcase classname="web.static" name="TestAssetsEmbedded" time="0.027"/>
+  </testsuite>
+</testsuites>
+`), 0o644)
+}
+
+// seedGitOps makes a bare GitOps repository holding examples/gitops on
+// branch main and returns its path.
+func seedGitOps(ctx context.Context, work string) (string, error) {
+	src, err := filepath.Abs(filepath.Join("examples", "gitops"))
+	if err != nil {
+		return "", err
+	}
+	bare := filepath.Join(work, "gitops.git")
+	seed := filepath.Join(work, "gitops-seed")
+	if err := os.CopyFS(seed, os.DirFS(src)); err != nil {
+		return "", fmt.Errorf("copying examples/gitops: %w", err)
+	}
+	for _, args := range [][]string{
+		{"init", "--quiet", "--bare", "--initial-branch", "main", bare},
+		{"-C", seed, "init", "--quiet", "--initial-branch", "main"},
+		{"-C", seed, "add", "-A"},
+		{"-C", seed, "-c", "user.name=platform team", "-c", "user.email=platform@acme.invalid", "commit", "--quiet", "-m", "the GitOps repository"},
+		{"-C", seed, "push", "--quiet", bare, "main"},
+	} {
+		if _, err := git(ctx, "", args...); err != nil {
 			return "", err
 		}
-		d, err := remote.Head(r, remote.WithContext(ctx))
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", ref, err)
-		}
-		return d.Digest.String(), nil
 	}
-	want, err := digest(repo + ":" + releaseSHA[:7])
+	return bare, nil
+}
+
+func git(ctx context.Context, dir string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null")
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("git %s: %w\n%s", strings.Join(args, " "), err, b)
+	}
+	return string(b), nil
+}
+
+// checkPipeline verifies what the demo promises, so `make demo` fails
+// loudly if a tool misbehaves.
+func checkPipeline(ctx context.Context, out io.Writer, repo, prod, gitops, release string) error {
+	want, err := digestOf(ctx, repo+":"+releaseSHA[:7])
 	if err != nil {
 		return err
 	}
 	var errs []error
+	if want != release {
+		errs = append(errs, fmt.Errorf("the promoted release %s is not the build of %s (%s)", release, releaseSHA[:7], want))
+	}
 	for _, ref := range []string{repo + ":v1.4.2", repo + ":1.4.2", repo + ":1.4", repo + ":1", repo + ":latest", prod + ":1.4.2"} {
-		got, err := digest(ref)
+		got, err := digestOf(ctx, ref)
 		if err != nil || got != want {
 			errs = append(errs, fmt.Errorf("%s: got %s (%v), want %s", ref, got, err, want))
 		}
 	}
-	if got, _ := digest(repo + ":1.3"); got == want || got == "" {
+	if got, _ := digestOf(ctx, repo+":1.3"); got == want || got == "" {
 		errs = append(errs, fmt.Errorf("%s:1.3 should hold the backport", repo))
+	}
+	overlay, err := git(ctx, "", "--git-dir", gitops, "show", "main:apps/web/overlays/prod/kustomization.yaml")
+	if err != nil {
+		return err
+	}
+	for _, line := range []string{"# Production: pinned by digest as well.", `newTag: "1.4.2"`, "digest: " + release} {
+		if !strings.Contains(overlay, line) {
+			errs = append(errs, fmt.Errorf("the GitOps overlay lacks %q after bump:\n%s", line, overlay))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	fmt.Println("\ndemo OK: release tags, latest=auto on a backport, and a promotion all point at the right digests")
+	fmt.Fprintln(out, "\ndemo OK: tests gated, images built without a daemon, release tags that never move backwards, a promotion, and the release's digest committed to the GitOps repository")
 	return nil
 }
 
