@@ -136,7 +136,7 @@ func TestFilesMatchSchemas(t *testing.T) {
 			repoFiles(t, "actions", "action.yml", "action.yaml"),
 			repoFiles(t, ".", "action.yml")...)},
 		{name: "GitLab components", schema: gitlab, nonEmpty: true, files: repoFiles(t, "templates", "*.yml")},
-		{name: "GitLab examples", schema: gitlab, files: repoFiles(t, "examples", ".gitlab-ci.yml")},
+		{name: "GitLab examples", schema: gitlab, files: repoFiles(t, "examples", ".gitlab-ci.yml", "*.gitlab-ci.yml")},
 		{name: "GitHub workflows", schema: workflow, files: append(
 			repoFiles(t, "examples/github", "*.yml", "*.yaml"),
 			repoFiles(t, ".github/workflows", "*.yml", "*.yaml")...)},

@@ -21,14 +21,10 @@ const (
 	buildPushPipeline = "examples/gitlab/build-push.gitlab-ci.yml"
 )
 
-// TestBuildPush builds the COPY-only examples/app with the example
+// testBuildPush builds the COPY-only examples/app with the example
 // pipelines — the container action under act, the component under
 // gitlab-ci-local — pushing to the real registry, and checks the image there.
-func TestBuildPush(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end pipelines need the rig's Docker engine, act and gitlab-ci-local (make test); skipped in -short mode")
-	}
-	r := newRig(t)
+func testBuildPush(t *testing.T, r *rig) {
 	t.Run("github-act", func(t *testing.T) { testBuildPushUnderAct(t, r) })
 	t.Run("gitlab-ci-local", func(t *testing.T) { testBuildPushUnderGitLabCILocal(t, r) })
 }

@@ -20,14 +20,10 @@ const (
 	gatePipeline = "examples/gitlab/gate.gitlab-ci.yml"
 )
 
-// TestGate runs gate's example pipelines on two projects, one that passes
+// testGate runs gate's example pipelines on two projects, one that passes
 // and one that fails (12 failed tests, low coverage, an error finding, a low
 // score), under act and gitlab-ci-local.
-func TestGate(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end pipelines need the rig's Docker engine, act and gitlab-ci-local (make test); skipped in -short mode")
-	}
-	r := newRig(t)
+func testGate(t *testing.T, r *rig) {
 	t.Run("github-act", func(t *testing.T) { testGateUnderAct(t, r) })
 	t.Run("github-act-skipped", func(t *testing.T) { testGateSkippedUnderAct(t, r) })
 	t.Run("gitlab-ci-local", func(t *testing.T) { testGateUnderGitLabCILocal(t, r) })

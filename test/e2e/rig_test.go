@@ -54,14 +54,20 @@ type rig struct {
 }
 
 // TestPipelines builds the binaries and images once, loads the images into
-// the rig's engine, then runs each example pipeline.
+// the rig's engine, then runs every tool's example pipelines under act and
+// gitlab-ci-local.
 func TestPipelines(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end pipelines need the rig's Docker engine, act and gitlab-ci-local (make test); skipped in -short mode")
 	}
 	r := newRig(t)
-	t.Run("github-act", func(t *testing.T) { testGitHubUnderAct(t, r) })
-	t.Run("gitlab-ci-local", func(t *testing.T) { testGitLabUnderGitLabCILocal(t, r) })
+	t.Run("retag", func(t *testing.T) {
+		t.Run("github-act", func(t *testing.T) { testGitHubUnderAct(t, r) })
+		t.Run("gitlab-ci-local", func(t *testing.T) { testGitLabUnderGitLabCILocal(t, r) })
+	})
+	t.Run("build-push", func(t *testing.T) { testBuildPush(t, r) })
+	t.Run("bump", func(t *testing.T) { testBump(t, r) })
+	t.Run("gate", func(t *testing.T) { testGate(t, r) })
 }
 
 func newRig(t *testing.T) *rig {
