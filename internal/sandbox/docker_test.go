@@ -1,0 +1,82 @@
+package sandbox
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestChrootInUnprivilegedContainer runs the sandbox where GitHub container
+// actions and GitLab docker-executor jobs run: a container of the rig's
+// Docker engine without --privileged (default capabilities and seccomp
+// profile). Namespaces are refused there; auto falls back to chroot.
+func TestChrootInUnprivilegedContainer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the rig's Docker engine")
+	}
+	if os.Getenv("DOCKER_HOST") == "" {
+		t.Fatal("DOCKER_HOST is not set: run test/rig/up.sh and . .cache/rig/env (or go test -short)")
+	}
+	bin := t.TempDir()
+	for _, p := range []string{"runner", "helper"} {
+		build := exec.Command("go", "build", "-o", filepath.Join(bin, p), "./testdata/"+p)
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		out, err := build.CombinedOutput()
+		require.NoError(t, err, string(out))
+	}
+	var img bytes.Buffer
+	tw := tar.NewWriter(&img)
+	add := func(h *tar.Header, src string) {
+		var data []byte
+		if src != "" {
+			var err error
+			data, err = os.ReadFile(src)
+			require.NoError(t, err)
+			h.Size = int64(len(data))
+		}
+		require.NoError(t, tw.WriteHeader(h))
+		_, err := tw.Write(data)
+		require.NoError(t, err)
+	}
+	add(&tar.Header{Name: "runner", Mode: 0o755, Typeflag: tar.TypeReg}, filepath.Join(bin, "runner"))
+	add(&tar.Header{Name: "stage/", Mode: 0o755, Typeflag: tar.TypeDir}, "")
+	add(&tar.Header{Name: "stage/usr/bin/", Mode: 0o755, Typeflag: tar.TypeDir}, "")
+	add(&tar.Header{Name: "stage/usr/bin/helper", Mode: 0o755, Typeflag: tar.TypeReg}, filepath.Join(bin, "helper"))
+	add(&tar.Header{Name: "stage/bin", Typeflag: tar.TypeSymlink, Linkname: "usr/bin"}, "")
+	require.NoError(t, tw.Close())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	tag := fmt.Sprintf("hoist-test/sandbox:%d", time.Now().UnixNano())
+	imp := exec.CommandContext(ctx, "docker", "import", "-", tag)
+	imp.Stdin = &img
+	out, err := imp.CombinedOutput()
+	require.NoError(t, err, string(out))
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", tag).Run() })
+
+	run := func(iso string) string {
+		out, err := exec.CommandContext(ctx, "docker", "run", "--rm", "--network", "none", tag, "/runner", iso).CombinedOutput()
+		require.NoError(t, err, string(out))
+		return string(out)
+	}
+	got := run("auto")
+	require.Contains(t, got, "isolation=chroot")
+	require.Contains(t, got, "root=[bin usr]", "the command ran in /stage, chrooted")
+	require.NotContains(t, got, "error:")
+
+	got = run("namespaces")
+	require.Contains(t, got, "error: not permitted here: isolation namespaces")
+	require.Contains(t, got, "use isolation chroot")
+	if !strings.Contains(got, "isolation=namespaces") {
+		t.Fatalf("unexpected output: %s", got)
+	}
+}

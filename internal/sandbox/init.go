@@ -1,0 +1,207 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"golang.org/x/sys/unix"
+)
+
+// initArg is argv[1] of the re-executed binary acting as the sandbox's
+// init: it runs inside the new namespaces, mounts what the command needs,
+// chroots and executes the command.
+const initArg = "__hoist-sandbox-init"
+
+// initSpec is what the init step needs, passed on stdin's side channel
+// (file descriptor 3) as JSON.
+type initSpec struct {
+	Root     string   `json:"root"`
+	Path     string   `json:"path"`
+	Args     []string `json:"args"`
+	Env      []string `json:"env"`
+	Dir      string   `json:"dir"`
+	UID      uint32   `json:"uid"`
+	GID      uint32   `json:"gid"`
+	Groups   []uint32 `json:"groups"`
+	NewNet   bool     `json:"newNet"`
+	Rootless bool     `json:"rootless"`
+}
+
+// Init runs the sandbox's init step when the process was started as one
+// (the binary named in Command.Init): it returns only on failure, with
+// handled true. A main calls it first:
+//
+//	if handled, err := sandbox.Init(); handled { fmt.Fprintln(os.Stderr, err); os.Exit(125) }
+func Init() (handled bool, err error) {
+	if len(os.Args) < 2 || os.Args[1] != initArg {
+		return false, nil
+	}
+	f := os.NewFile(3, "spec")
+	var s initSpec
+	err = json.NewDecoder(f).Decode(&s)
+	f.Close()
+	if err != nil {
+		return true, fmt.Errorf("sandbox init: reading the spec: %w", err)
+	}
+	if err := s.mounts(); err != nil {
+		return true, fmt.Errorf("sandbox init: %w", err)
+	}
+	if err := unix.Chroot(s.Root); err != nil {
+		return true, fmt.Errorf("sandbox init: chroot %s: %w", s.Root, err)
+	}
+	if err := unix.Chdir(s.Dir); err != nil {
+		return true, fmt.Errorf("sandbox init: working directory %s: %w", s.Dir, err)
+	}
+	if !s.Rootless {
+		groups := make([]int, len(s.Groups))
+		for i, g := range s.Groups {
+			groups[i] = int(g)
+		}
+		if err := syscall.Setgroups(groups); err != nil {
+			return true, fmt.Errorf("sandbox init: setgroups: %w", err)
+		}
+	}
+	if err := syscall.Setgid(int(s.GID)); err != nil {
+		return true, fmt.Errorf("sandbox init: setgid %d: %w", s.GID, err)
+	}
+	if err := syscall.Setuid(int(s.UID)); err != nil {
+		return true, fmt.Errorf("sandbox init: setuid %d: %w", s.UID, err)
+	}
+	err = syscall.Exec(s.Path, s.Args, s.Env)
+	return true, fmt.Errorf("sandbox init: exec %s: %w", s.Path, err)
+}
+
+// initFailed is the exit code of an init step that failed before the
+// command started.
+const initFailed = 125
+
+// viaInit turns cmd into a start of c.Init as the sandbox's init, with
+// the spec on file descriptor 3. It creates the mount points the root
+// lacks and returns them (the caller removes them after the command).
+func viaInit(cmd *exec.Cmd, c Command, root, argv0, dir string) ([]string, func(), error) {
+	var created []string
+	for _, m := range []struct {
+		name string
+		dir  bool
+	}{{"proc", true}, {"dev", true}, {"sys", true}, {"etc/resolv.conf", false}, {"etc/hosts", false}} {
+		p := filepath.Join(root, m.name)
+		// Mount points must be plain paths of the root: a symlink
+		// would be followed on the host before the chroot.
+		resolved, err := securejoin.SecureJoin(root, m.name)
+		if err != nil || resolved != p {
+			return created, nil, fmt.Errorf("the stage's /%s is or goes through a symlink: the sandbox mounts there, so it must be a plain %s", m.name, map[bool]string{true: "directory", false: "file"}[m.dir])
+		}
+		if _, err := os.Lstat(p); err == nil {
+			continue
+		}
+		if _, err := os.Stat(filepath.Dir(p)); !m.dir && err != nil {
+			continue // no /etc: nothing to mount the host's files over
+		}
+		if m.dir {
+			err = os.Mkdir(p, 0o755)
+		} else {
+			err = os.WriteFile(p, nil, 0o644)
+		}
+		if err != nil {
+			return created, nil, fmt.Errorf("creating the mount point /%s: %w", m.name, err)
+		}
+		created = append(created, p)
+	}
+	spec, err := json.Marshal(initSpec{Root: root, Path: argv0, Args: cmd.Args, Env: c.Env, Dir: dir,
+		UID: c.UID, GID: c.GID, Groups: c.Groups, NewNet: c.Network == NetworkNone, Rootless: os.Geteuid() != 0})
+	if err != nil {
+		return created, nil, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return created, nil, err
+	}
+	go func() { _, _ = w.Write(spec); w.Close() }()
+	cmd.Path = c.Init
+	cmd.Args = []string{c.Init, initArg}
+	cmd.Env = []string{}
+	cmd.Dir = "/"
+	cmd.ExtraFiles = []*os.File{r}
+	// init chroots and switches user itself, after mounting.
+	cmd.SysProcAttr.Chroot = ""
+	cmd.SysProcAttr.Credential = nil
+	return created, func() { r.Close() }, nil
+}
+
+// removeCreated removes the mount points viaInit made (deepest first),
+// if they are still empty.
+func removeCreated(created []string) {
+	for i := len(created) - 1; i >= 0; i-- {
+		_ = os.Remove(created[i])
+	}
+}
+
+// mounts sets up the command's view: a fresh /proc, a /dev with the
+// usual nodes, a read-only /sys, the host's resolv.conf and hosts. The
+// mounts exist only in the sandbox's mount namespace.
+func (s *initSpec) mounts() error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making mounts private: %w", err)
+	}
+	at := func(p string) string { return filepath.Join(s.Root, p) }
+	if err := unix.Mount("proc", at("proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mounting /proc: %w", err)
+	}
+	if err := unix.Mount("tmpfs", at("dev"), "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=755,size=65536k"); err != nil {
+		return fmt.Errorf("mounting /dev: %w", err)
+	}
+	for _, d := range []string{"null", "zero", "full", "random", "urandom", "tty"} {
+		dst := at("dev/" + d)
+		if err := os.WriteFile(dst, nil, 0o666); err != nil {
+			return fmt.Errorf("creating /dev/%s: %w", d, err)
+		}
+		if err := unix.Mount("/dev/"+d, dst, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("binding /dev/%s: %w", d, err)
+		}
+	}
+	for _, d := range []string{"shm", "pts"} {
+		if err := os.Mkdir(at("dev/"+d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := unix.Mount("shm", at("dev/shm"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
+		return fmt.Errorf("mounting /dev/shm: %w", err)
+	}
+	for _, l := range [][2]string{{"/proc/self/fd", "fd"}, {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"}, {"/proc/self/fd/2", "stderr"}} {
+		if err := os.Symlink(l[0], at("dev/"+l[1])); err != nil {
+			return err
+		}
+	}
+	// sysfs needs a network namespace of our own; else the host's, read-only.
+	if s.NewNet {
+		if err := unix.Mount("sysfs", at("sys"), "sysfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("mounting /sys: %w", err)
+		}
+	} else {
+		if err := unix.Mount("/sys", at("sys"), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("binding /sys: %w", err)
+		}
+		if err := unix.Mount("", at("sys"), "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("making /sys read-only: %w", err)
+		}
+	}
+	for _, f := range []string{"resolv.conf", "hosts"} {
+		if _, err := os.Stat("/etc/" + f); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if _, err := os.Lstat(at("etc/" + f)); err != nil {
+			continue // the stage has no /etc
+		}
+		if err := unix.Mount("/etc/"+f, at("etc/"+f), "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("binding /etc/%s: %w", f, err)
+		}
+		_ = unix.Mount("", at("etc/"+f), "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY, "")
+	}
+	return nil
+}

@@ -1,0 +1,27 @@
+// Command runner runs the helper in /stage through the sandbox; the
+// sandbox tests run it inside an unprivileged container.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/hoist-ci/hoist/internal/sandbox"
+)
+
+func main() {
+	iso, err := sandbox.ParseIsolation(os.Args[1])
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(2)
+	}
+	used, err := sandbox.Run(context.Background(), sandbox.Command{
+		Root: "/stage", Args: []string{"helper", "info"}, Env: []string{"PATH=/bin"},
+		Stdout: os.Stdout, Stderr: os.Stdout,
+	}, iso)
+	fmt.Printf("isolation=%s\n", used)
+	if err != nil {
+		fmt.Printf("error: %v\n", err)
+	}
+}
