@@ -317,6 +317,28 @@ func itThem(n int) string {
 	return "them"
 }
 
+// Print writes text as it is — a diff, a report — to the job's log, through
+// the masks: the log is stdout on CI and stderr locally, where stdout holds
+// the outputs.
+func (j *Job) Print(text string) {
+	_, _ = io.WriteString(j.logs.masked(), text)
+}
+
+// APIURL is the platform's REST API: GITHUB_API_URL on GitHub (default
+// https://api.github.com), CI_API_V4_URL on GitLab, "" locally.
+func (j *Job) APIURL() string {
+	switch j.Platform {
+	case PlatformGitHub:
+		if u := j.env.Getenv("GITHUB_API_URL"); u != "" {
+			return u
+		}
+		return "https://api.github.com"
+	case PlatformGitLab:
+		return j.env.Getenv("CI_API_V4_URL")
+	}
+	return ""
+}
+
 // RequestTagPrefix is what the platform calls a change request in image
 // tags: "mr" (merge request) on GitLab, "pr" (pull request) elsewhere.
 func (j *Job) RequestTagPrefix() string {

@@ -356,3 +356,29 @@ func TestRequiredVariablesFailFastAndAreMasked(t *testing.T) {
 	require.NotContains(t, out.String(), "CANARY-deploy-token")
 	require.Contains(t, out.String(), "token is ***")
 }
+
+func TestPrintIsMaskedAndAPIURL(t *testing.T) {
+	tool := spec.Tool{Name: "t", Title: "t", Description: "t", Stage: "test", Inputs: []spec.Input{{Name: "token", Type: spec.String, Secret: true, Description: "d"}}}
+	var stdout, stderr bytes.Buffer
+	j, err := Start(context.Background(), tool, Env{Args: []string{"--token", "CANARY-print"}, Stdout: &stdout, Stderr: &stderr})
+	require.NoError(t, err)
+	j.Print("--- a/x\n+++ b/x\n+token: CANARY-print\n")
+	require.Empty(t, stdout.String(), "locally stdout is for outputs")
+	require.Contains(t, stderr.String(), "+token: ***\n")
+	require.Empty(t, j.APIURL())
+
+	for env, want := range map[string]string{
+		"GITHUB_ACTIONS=true": "https://api.github.com",
+		"GITHUB_ACTIONS=true GITHUB_API_URL=https://ghe.example.com/api/v3": "https://ghe.example.com/api/v3",
+		"GITLAB_CI=true CI_API_V4_URL=https://gitlab.example.com/api/v4":    "https://gitlab.example.com/api/v4",
+	} {
+		vars := map[string]string{}
+		for _, kv := range strings.Fields(env) {
+			k, v, _ := strings.Cut(kv, "=")
+			vars[k] = v
+		}
+		j, err := Start(context.Background(), tool, Env{Getenv: func(k string) string { return vars[k] }})
+		require.NoError(t, err)
+		require.Equal(t, want, j.APIURL(), env)
+	}
+}
