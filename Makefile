@@ -76,7 +76,8 @@ demo: build ## the example pipeline (gate, build-push, retag, bump) end to end o
 bench: build rig-install ## every benchmark against its peers; writes bench/RESULTS.md
 	@status=0; test/rig/up.sh || status=$$?; \
 	if [ $$status -eq 0 ]; then \
-	  ( . $(RIG_ENV) && for d in bench/*/; do echo "go run ./$${d%/} --write"; go run ./$${d%/} --write || exit 1; done ) || status=$$?; \
+	  ( . $(RIG_ENV) && failed=""; for d in bench/*/; do echo "go run ./$${d%/} --write"; go run ./$${d%/} --write || failed="$$failed $${d%/}"; done; \
+	    if [ -n "$$failed" ]; then echo "benchmarks that failed:$$failed"; exit 1; fi ) || status=$$?; \
 	fi; \
 	test/rig/down.sh || true; \
 	exit $$status
