@@ -33,37 +33,39 @@ func run(ctx context.Context, j *ci.Job) (map[string]string, error) {
 	}
 	apiURL := j.String("api-url")
 	if apiURL == "" {
-		apiURL = j.Getenv("GITHUB_API_URL")
+		apiURL = j.APIURLFor(j.String("repository"))
 	}
 	res, err := bump.Run(ctx, bump.Options{
-		Images:        j.List("images"),
-		Image:         j.String("image"),
-		Tag:           j.String("tag"),
-		Digest:        j.String("digest"),
-		Paths:         j.List("paths"),
-		ValuePaths:    j.List("value-paths"),
-		Pin:           j.String("pin"),
-		Mode:          j.String("mode"),
-		Workspace:     j.Workspace(),
-		Repository:    j.String("repository"),
-		Branch:        j.String("branch"),
-		DefaultBranch: j.Git.DefaultBranch,
-		Token:         j.String("token"),
-		Username:      j.String("git-username"),
-		SSHKey:        j.String("ssh-key"),
-		SSHKnownHosts: j.String("ssh-known-hosts"),
-		AuthorName:    author.Name,
-		AuthorEmail:   author.Address,
-		Message:       j.String("message"),
-		MaxAttempts:   attempts,
-		Labels:        j.List("labels"),
-		Forge:         j.String("forge"),
-		APIURL:        apiURL,
-		SourceCommit:  j.Git.SHA,
-		Log:           j.Log,
+		Images:               j.List("images"),
+		Image:                j.String("image"),
+		Tag:                  j.String("tag"),
+		Digest:               j.String("digest"),
+		Paths:                j.List("paths"),
+		ValuePaths:           j.List("value-paths"),
+		Pin:                  j.String("pin"),
+		Mode:                 j.String("mode"),
+		Workspace:            j.Workspace(),
+		Repository:           j.String("repository"),
+		Branch:               j.String("branch"),
+		DefaultBranch:        j.Git.DefaultBranch,
+		Token:                j.String("token"),
+		Username:             j.String("git-username"),
+		SSHKey:               j.String("ssh-key"),
+		SSHKnownHosts:        j.String("ssh-known-hosts"),
+		AuthorName:           author.Name,
+		AuthorEmail:          author.Address,
+		SigningKey:           j.String("signing-key"),
+		SigningKeyPassphrase: j.String("signing-key-passphrase"),
+		Message:              j.String("message"),
+		MaxAttempts:          attempts,
+		Labels:               j.List("labels"),
+		Forge:                j.String("forge"),
+		APIURL:               apiURL,
+		SourceCommit:         j.Git.SHA,
+		Log:                  j.Log,
 	})
 	if res.DryRun && res.Diff != "" {
-		fmt.Fprint(os.Stdout, res.Diff)
+		j.Print(res.Diff)
 	}
 	if serr := j.AddSummary(res.Markdown()); serr != nil {
 		j.Log.Warn("writing the step summary", "error", serr)

@@ -178,3 +178,27 @@ func TestIssueExample(t *testing.T) {
 	require.Contains(t, out, "commit=")
 	require.Contains(t, gittest.Show(t, bare, "main", "deploy/app.yaml"), "image: registry.example.com/team/app:1.4.2@"+d+" # keep")
 }
+
+// TestCanarySigningKeyNeverLeaks passes a malformed signing key and a wrong
+// passphrase carrying canaries: the failure names the input, never the key.
+func TestCanarySigningKeyNeverLeaks(t *testing.T) {
+	gittest.RequireGit(t)
+	const key = "-----BEGIN OPENSSH PRIVATE KEY-----\nCANARY-sign-key-material\n-----END OPENSSH PRIVATE KEY-----\n"
+	const pass = "CANARY-sign-passphrase"
+	dir := t.TempDir()
+	env := map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": filepath.Join(dir, "OUT"), "GITHUB_STEP_SUMMARY": filepath.Join(dir, "SUM"),
+		"INPUT_REPOSITORY": filepath.Join(dir, "none.git"), "INPUT_IMAGES": "team/app=1", "INPUT_SIGNING-KEY": key, "INPUT_SIGNING-KEY-PASSPHRASE": pass}
+	code, out := invoke(t, nil, env, dir)
+	require.Equal(t, 1, code, out)
+	require.Contains(t, out, "signing-key: unusable signing key", out)
+	all := out
+	for _, f := range []string{"OUT", "SUM"} {
+		if b, err := os.ReadFile(filepath.Join(dir, f)); err == nil {
+			all += string(b)
+		}
+	}
+	for _, line := range []string{"::add-mask::" + pass + "\n", "::add-mask::CANARY-sign-key-material\n"} {
+		all = strings.ReplaceAll(all, line, "")
+	}
+	require.NotContains(t, all, "CANARY")
+}

@@ -64,6 +64,11 @@ type Options struct {
 	SSHKnownHosts string
 	AuthorName    string
 	AuthorEmail   string
+	// SigningKey, when set, signs the commit: an armored OpenPGP private
+	// key or an OpenSSH/PEM private key (detected); SigningKeyPassphrase
+	// decrypts it.
+	SigningKey           string
+	SigningKeyPassphrase string
 	// Message is a text/template; empty means the default message.
 	Message      string
 	MaxAttempts  int
@@ -232,6 +237,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 
+	var signer gitops.Signer
+	if o.SigningKey != "" && o.Mode != ModeDryRun {
+		if signer, err = gitops.NewSigner(o.SigningKey, o.SigningKeyPassphrase); err != nil {
+			return Result{}, fmt.Errorf("signing-key: %w; give an armored OpenPGP private key (gpg --armor --export-secret-keys KEYID) or an OpenSSH private key, and its passphrase in signing-key-passphrase", err)
+		}
+	}
 	url, branch, auth, err := o.target()
 	if err != nil {
 		return Result{}, err
@@ -286,7 +297,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	landed, err := gitops.Land(ctx, gitops.Options{
 		URL: url, Branch: branch, Auth: auth,
-		AuthorName: o.AuthorName, AuthorEmail: o.AuthorEmail,
+		AuthorName: o.AuthorName, AuthorEmail: o.AuthorEmail, Signer: signer,
 		MaxAttempts: o.MaxAttempts, Backoff: o.Backoff, Sleep: o.Sleep,
 		Edit: edit, Log: o.Log, PushBranch: head,
 		Materialize: wanted(o.Paths),

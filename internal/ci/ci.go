@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -324,17 +325,44 @@ func (j *Job) Print(text string) {
 	_, _ = io.WriteString(j.logs.masked(), text)
 }
 
-// APIURL is the platform's REST API: GITHUB_API_URL on GitHub (default
-// https://api.github.com), CI_API_V4_URL on GitLab, "" locally.
-func (j *Job) APIURL() string {
+// APIURLFor is the platform's REST API (GITHUB_API_URL, CI_API_V4_URL) when
+// repository — a git URL, or "" for the job's own repository — is hosted on
+// the platform's own server; otherwise "" (a client then derives the API
+// from the repository's URL: a GitLab job may bump a repository on GitHub).
+func (j *Job) APIURLFor(repository string) string {
+	var server, api string
 	switch j.Platform {
 	case PlatformGitHub:
-		if u := j.env.Getenv("GITHUB_API_URL"); u != "" {
-			return u
+		server, api = j.env.Getenv("GITHUB_SERVER_URL"), j.env.Getenv("GITHUB_API_URL")
+		if server == "" {
+			server = "https://github.com"
 		}
-		return "https://api.github.com"
+		if api == "" {
+			api = "https://api.github.com"
+		}
 	case PlatformGitLab:
-		return j.env.Getenv("CI_API_V4_URL")
+		server, api = j.env.Getenv("CI_SERVER_URL"), j.env.Getenv("CI_API_V4_URL")
+	default:
+		return ""
+	}
+	if repository == "" {
+		return api
+	}
+	if repoHost(repository) != "" && repoHost(repository) == repoHost(server) {
+		return api
+	}
+	return ""
+}
+
+// repoHost is the host of an https, ssh or scp-like (git@host:path) URL.
+func repoHost(s string) string {
+	if u, err := url.Parse(s); err == nil && u.Host != "" {
+		return strings.ToLower(u.Hostname())
+	}
+	if at := strings.Index(s, "@"); at >= 0 {
+		if colon := strings.Index(s[at:], ":"); colon > 0 {
+			return strings.ToLower(s[at+1 : at+colon])
+		}
 	}
 	return ""
 }

@@ -365,20 +365,24 @@ func TestPrintIsMaskedAndAPIURL(t *testing.T) {
 	j.Print("--- a/x\n+++ b/x\n+token: CANARY-print\n")
 	require.Empty(t, stdout.String(), "locally stdout is for outputs")
 	require.Contains(t, stderr.String(), "+token: ***\n")
-	require.Empty(t, j.APIURL())
+	require.Empty(t, j.APIURLFor(""))
 
-	for env, want := range map[string]string{
-		"GITHUB_ACTIONS=true": "https://api.github.com",
-		"GITHUB_ACTIONS=true GITHUB_API_URL=https://ghe.example.com/api/v3": "https://ghe.example.com/api/v3",
-		"GITLAB_CI=true CI_API_V4_URL=https://gitlab.example.com/api/v4":    "https://gitlab.example.com/api/v4",
-	} {
+	tests := []struct{ env, repo, want string }{
+		{"GITHUB_ACTIONS=true", "", "https://api.github.com"},
+		{"GITHUB_ACTIONS=true", "https://github.com/acme/gitops.git", "https://api.github.com"},
+		{"GITHUB_ACTIONS=true GITHUB_SERVER_URL=https://ghe.example.com GITHUB_API_URL=https://ghe.example.com/api/v3", "git@ghe.example.com:acme/gitops.git", "https://ghe.example.com/api/v3"},
+		{"GITHUB_ACTIONS=true", "https://gitlab.com/acme/gitops.git", ""},
+		{"GITLAB_CI=true CI_SERVER_URL=https://gitlab.example.com CI_API_V4_URL=https://gitlab.example.com/api/v4", "https://gitlab.example.com/acme/gitops.git", "https://gitlab.example.com/api/v4"},
+		{"GITLAB_CI=true CI_SERVER_URL=https://gitlab.example.com CI_API_V4_URL=https://gitlab.example.com/api/v4", "https://github.com/acme/gitops.git", ""},
+	}
+	for _, tt := range tests {
 		vars := map[string]string{}
-		for _, kv := range strings.Fields(env) {
+		for _, kv := range strings.Fields(tt.env) {
 			k, v, _ := strings.Cut(kv, "=")
 			vars[k] = v
 		}
 		j, err := Start(context.Background(), tool, Env{Getenv: func(k string) string { return vars[k] }})
 		require.NoError(t, err)
-		require.Equal(t, want, j.APIURL(), env)
+		require.Equal(t, tt.want, j.APIURLFor(tt.repo), "%s %s", tt.env, tt.repo)
 	}
 }

@@ -5,9 +5,11 @@
 package gitops
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"path"
@@ -17,12 +19,13 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	"github.com/go-git/go-git/v5/storage/memory"
 )
 
@@ -45,6 +48,8 @@ type Options struct {
 	// AuthorName and AuthorEmail sign the commit (committer too).
 	AuthorName  string
 	AuthorEmail string
+	// Signer, when set, signs the commit (see NewSigner).
+	Signer Signer
 	// MaxAttempts bounds the attempts; 0 means 5.
 	MaxAttempts int
 	// Backoff is the base delay between attempts (doubled each time, with
@@ -180,6 +185,8 @@ func (o Options) attempt(ctx context.Context) (Result, error) {
 	}
 	blobs := map[string]plumbing.Hash{}
 	var files []string
+	// created is every object the commit adds: exactly what is pushed.
+	var created []plumbing.Hash
 	for f, content := range edited {
 		if _, ok := snap.Files[f]; !ok {
 			return res, fmt.Errorf("internal error: the edit changed %s, which is not a file of the tree", f)
@@ -188,6 +195,7 @@ func (o Options) attempt(ctx context.Context) (Result, error) {
 			return res, fmt.Errorf("storing %s: %w", f, err)
 		}
 		files = append(files, f)
+		created = append(created, blobs[f])
 	}
 	sort.Strings(files)
 	dirs := map[string]bool{}
@@ -196,7 +204,7 @@ func (o Options) attempt(ctx context.Context) (Result, error) {
 			dirs[d] = true
 		}
 	}
-	newTree, changed, err := rebuild(repo.Storer, tree, "", blobs, dirs)
+	newTree, changed, err := rebuild(repo.Storer, tree, "", blobs, dirs, &created)
 	if err != nil {
 		return res, err
 	}
@@ -205,6 +213,21 @@ func (o Options) attempt(ctx context.Context) (Result, error) {
 	}
 	sig := object.Signature{Name: o.AuthorName, Email: o.AuthorEmail, When: o.Now()}
 	commit := &object.Commit{Author: sig, Committer: sig, Message: message, TreeHash: newTree, ParentHashes: []plumbing.Hash{head.Hash()}}
+	if o.Signer != nil {
+		unsigned := &plumbing.MemoryObject{}
+		if err := commit.EncodeWithoutSignature(unsigned); err != nil {
+			return res, fmt.Errorf("committing: %w", err)
+		}
+		r, err := unsigned.Reader()
+		if err != nil {
+			return res, fmt.Errorf("committing: %w", err)
+		}
+		signature, err := o.Signer.Sign(r)
+		if err != nil {
+			return res, fmt.Errorf("signing the commit: %w", err)
+		}
+		commit.PGPSignature = string(signature)
+	}
 	obj := repo.Storer.NewEncodedObject()
 	if err := commit.Encode(obj); err != nil {
 		return res, fmt.Errorf("committing: %w", err)
@@ -219,26 +242,105 @@ func (o Options) attempt(ctx context.Context) (Result, error) {
 	}
 	res.Changed, res.Commit, res.Files, res.Message = true, ch.String(), files, message
 
-	// No delta search for the push: the new blobs are few and small, and
-	// go-git's search over thousands of objects costs more than it saves.
-	if cfg, err := repo.Config(); err == nil {
-		cfg.Pack.Window = 0
-		_ = repo.SetConfig(cfg)
-	}
-	target, force := branch, ""
+	// Two files (or directories) may end up with the same content: a pack
+	// holds each object once.
+	slices.SortFunc(created, func(a, b plumbing.Hash) int { return bytes.Compare(a[:], b[:]) })
+	created = slices.Compact(append(created, ch))
+
+	target, force := branch, false
 	if o.PushBranch != "" {
-		target, force = o.PushBranch, "+"
+		target, force = o.PushBranch, true
 	}
-	spec := config.RefSpec(fmt.Sprintf("%s%s:%s", force, local, plumbing.NewBranchReferenceName(target)))
-	err = repo.PushContext(ctx, &git.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: o.Auth})
+	err = push(ctx, o.URL, o.Auth, plumbing.NewBranchReferenceName(target), head.Hash(), ch, force, repo.Storer, created)
 	switch {
 	case err == nil:
 		return res, nil
+	case errors.Is(err, ErrRejected):
+		return res, err
 	case o.PushBranch == "" && (rejected(err) || moved(ctx, repo, o.Auth, target, res.Base)):
 		return res, fmt.Errorf("%w: %v", ErrRejected, err)
 	default:
 		return res, fmt.Errorf("pushing to %s (branch %s): %w", Redact(o.URL), target, err)
 	}
+}
+
+// push updates ref on the remote to commit, sending exactly the objects the
+// commit created: everything else is in the base commit, which the remote
+// has. go-git's own push walks the whole tree of the remote's refs to find
+// what to leave out, which costs far more than the edit on thousands of
+// files.
+//
+// Without force the update is a compare-and-swap: the remote moves ref
+// from base to commit only if it still points at base (git receive-pack
+// checks the old value under the ref's lock), so a concurrent update is
+// never overwritten. With force (a branch the tool owns) the old value is
+// whatever the remote advertised.
+func push(ctx context.Context, url string, auth transport.AuthMethod, ref plumbing.ReferenceName, base, commit plumbing.Hash, force bool, s storer.EncodedObjectStorer, objects []plumbing.Hash) (err error) {
+	ep, err := transport.NewEndpoint(url)
+	if err != nil {
+		return err
+	}
+	cl, err := client.NewClient(ep)
+	if err != nil {
+		return err
+	}
+	sess, err := cl.NewReceivePackSession(ep, auth)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := sess.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	adv, err := sess.AdvertisedReferencesContext(ctx)
+	if err != nil {
+		return err
+	}
+	remoteRefs, err := adv.AllReferences()
+	if err != nil {
+		return err
+	}
+	current := plumbing.ZeroHash
+	if r, err := remoteRefs.Reference(ref); err == nil {
+		current = r.Hash()
+	}
+	old := base
+	if force {
+		old = current
+	} else if current != base {
+		return fmt.Errorf("%w: %s is at %s now, not %s", ErrRejected, ref.Short(), shortHash(current), shortHash(base))
+	}
+	req := packp.NewReferenceUpdateRequestFromCapabilities(adv.Capabilities)
+	req.Commands = []*packp.Command{{Name: ref, Old: old, New: commit}}
+	rd, wr := io.Pipe()
+	req.Packfile = rd
+	done := make(chan error, 1)
+	go func() {
+		// Whole objects, no delta search: the deltas would be against
+		// objects of the base, which a non-thin pack cannot reference.
+		done <- wr.CloseWithError(writePack(wr, s, objects))
+	}()
+	status, err := sess.ReceivePack(ctx, req)
+	if err != nil {
+		_ = rd.Close()
+		<-done
+		return err
+	}
+	if err := <-done; err != nil {
+		return fmt.Errorf("encoding the pack: %w", err)
+	}
+	if status != nil {
+		return status.Error()
+	}
+	return nil
+}
+
+func shortHash(h plumbing.Hash) string {
+	if h.IsZero() {
+		return "(none)"
+	}
+	return h.String()[:12]
 }
 
 // Snapshot is the branch tip's files, in memory: contents by slash path,
@@ -290,7 +392,7 @@ func storeBlob(s storer.EncodedObjectStorer, content []byte) (plumbing.Hash, err
 
 // rebuild returns the tree with the blobs at the given paths replaced (the
 // paths are in the tree already: the edit never adds or removes files).
-func rebuild(s storer.EncodedObjectStorer, t *object.Tree, prefix string, blobs map[string]plumbing.Hash, dirs map[string]bool) (plumbing.Hash, bool, error) {
+func rebuild(s storer.EncodedObjectStorer, t *object.Tree, prefix string, blobs map[string]plumbing.Hash, dirs map[string]bool, created *[]plumbing.Hash) (plumbing.Hash, bool, error) {
 	entries := slices.Clone(t.Entries)
 	changed := false
 	for i, e := range entries {
@@ -306,7 +408,7 @@ func rebuild(s storer.EncodedObjectStorer, t *object.Tree, prefix string, blobs 
 			if err != nil {
 				return plumbing.ZeroHash, false, fmt.Errorf("reading tree %s: %w", p, err)
 			}
-			h, ch, err := rebuild(s, sub, p, blobs, dirs)
+			h, ch, err := rebuild(s, sub, p, blobs, dirs, created)
 			if err != nil {
 				return plumbing.ZeroHash, false, err
 			}
@@ -327,6 +429,7 @@ func rebuild(s storer.EncodedObjectStorer, t *object.Tree, prefix string, blobs 
 		return plumbing.ZeroHash, false, err
 	}
 	h, err := s.SetEncodedObject(obj)
+	*created = append(*created, h)
 	return h, true, err
 }
 

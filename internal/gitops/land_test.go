@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/storage/memory"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hoist-ci/hoist/internal/gitops/gittest"
@@ -109,4 +111,34 @@ func TestRedact(t *testing.T) {
 	require.Equal(t, "https://***@example.com/a.git", Redact("https://user:s3cret@example.com/a.git"))
 	require.Equal(t, "https://example.com/a@b.git", Redact("https://example.com/a@b.git"))
 	require.Equal(t, "/srv/a.git", Redact("/srv/a.git"))
+}
+
+// TestLandPushesOnlyNewObjectsOnce edits identical files in identical
+// directories (same new blobs and trees) and checks the remote is whole.
+func TestLandPushesOnlyNewObjectsOnce(t *testing.T) {
+	base := t.TempDir()
+	bare := gittest.BareRepo(t, base, "gitops", map[string]string{"x/f.txt": "seed\n", "y/f.txt": "seed\n", "z/other.txt": "kept\n"})
+	edit := func(ctx context.Context, snap Snapshot, tip string) (map[string][]byte, string, error) {
+		return map[string][]byte{"x/f.txt": []byte("new\n"), "y/f.txt": []byte("new\n")}, "same edit twice", nil
+	}
+	res, err := Land(context.Background(), Options{URL: "file://" + bare, Branch: "main", AuthorName: "h", AuthorEmail: "h@example.com", Edit: edit})
+	require.NoError(t, err)
+	require.True(t, res.Changed)
+	require.Equal(t, res.Commit, gittest.Git(t, bare, "rev-parse", "main"))
+	gittest.Git(t, bare, "fsck", "--strict", "--no-dangling")
+	require.Equal(t, "new", gittest.Show(t, bare, "main", "y/f.txt"))
+	require.Equal(t, "kept", gittest.Show(t, bare, "main", "z/other.txt"))
+}
+
+// TestPushRefusesAMovedBranch: the update is a compare-and-swap on the
+// remote's ref; a stale base is reported as ErrRejected, nothing written.
+func TestPushRefusesAMovedBranch(t *testing.T) {
+	bare := gittest.BareRepo(t, t.TempDir(), "gitops", map[string]string{"list.txt": "seed\n"})
+	stale := plumbing.NewHash(gittest.Git(t, bare, "rev-parse", "main"))
+	_, err := Land(context.Background(), Options{URL: "file://" + bare, Branch: "main", AuthorName: "h", AuthorEmail: "h@example.com", Edit: appendLine("list.txt", "a")})
+	require.NoError(t, err)
+	moved := gittest.Git(t, bare, "rev-parse", "main")
+	err = push(context.Background(), "file://"+bare, nil, plumbing.NewBranchReferenceName("main"), stale, stale, false, memory.NewStorage(), nil)
+	require.ErrorIs(t, err, ErrRejected)
+	require.Equal(t, moved, gittest.Git(t, bare, "rev-parse", "main"))
 }
