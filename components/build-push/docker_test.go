@@ -11,18 +11,15 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hoist-ci/hoist/internal/testrig"
 )
 
 // TestDockerLoadsAndRunsTheTarball checks tar-path with the rig's real
 // Docker engine: the image loads and runs (busybox from the host's
 // busybox-static package, COPYed into a scratch image).
 func TestDockerLoadsAndRunsTheTarball(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the rig's Docker engine")
-	}
-	if os.Getenv("DOCKER_HOST") == "" {
-		t.Fatal("DOCKER_HOST is not set: run test/rig/up.sh and . .cache/rig/env (or go test -short)")
-	}
+	testrig.RequireDocker(t)
 	bb, err := exec.LookPath("busybox")
 	require.NoError(t, err, "busybox-static is part of the rig: test/rig/install.sh")
 	data, err := os.ReadFile(bb)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/hoist-ci/hoist/internal/testrig"
 )
 
 // TestChrootInUnprivilegedContainer runs the sandbox where GitHub container
@@ -20,12 +22,7 @@ import (
 // Docker engine without --privileged (default capabilities and seccomp
 // profile). Namespaces are refused there; auto falls back to chroot.
 func TestChrootInUnprivilegedContainer(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the rig's Docker engine")
-	}
-	if os.Getenv("DOCKER_HOST") == "" {
-		t.Fatal("DOCKER_HOST is not set: run test/rig/up.sh and . .cache/rig/env (or go test -short)")
-	}
+	testrig.RequireDocker(t)
 	bin := t.TempDir()
 	for _, p := range []string{"runner", "helper"} {
 		build := exec.Command("go", "build", "-o", filepath.Join(bin, p), "./testdata/"+p)
