@@ -223,13 +223,7 @@ func testBumpUnderGitLabCILocal(t *testing.T, r *rig) {
 	for k, v := range appFiles {
 		files[k] = v
 	}
-	templates, err := filepath.Glob(filepath.Join(r.root, "templates", "*.yml"))
-	require.NoError(t, err)
-	for _, tpl := range templates {
-		rel, err := filepath.Rel(r.root, tpl)
-		require.NoError(t, err)
-		files[rel] = rel
-	}
+	r.withTemplates(t, files)
 	r.copyFiles(t, ws, files)
 	sha := r.gitRepo(t, ws, gitlabRemote)
 	reg, base, baseLayer := appRegistry(t)
@@ -239,13 +233,6 @@ func testBumpUnderGitLabCILocal(t *testing.T, r *rig) {
 	ctx, cancel := context.WithTimeout(t.Context(), pipelineTimeout)
 	defer cancel()
 	args := []string{
-		"--home", t.TempDir(),
-		"--no-shell-executor-no-image",
-		"--default-image", baseImage,
-		"--helper-image", helperImage,
-		"--pull-policy", "if-not-present",
-		"--network", "host",
-		"--no-color",
 		"--variable", "CI_REGISTRY_IMAGE=" + repo,
 		"--variable", "BASE_IMAGE=" + base,
 		"--variable", "INSECURE_REGISTRIES=" + reg.Host,
@@ -254,7 +241,7 @@ func testBumpUnderGitLabCILocal(t *testing.T, r *rig) {
 		"--ignore-predefined-vars", "CI_REGISTRY_IMAGE",
 	}
 	start := time.Now()
-	out, err := r.run(ctx, ws, "gitlab-ci-local", args...)
+	out, err := r.gitlabCILocal(ctx, t, ws, args...)
 	t.Logf("gitlab-ci-local ran the delivery pipeline in %s", time.Since(start).Round(time.Millisecond))
 	requireRun(t, "gitlab-ci-local", out, err)
 

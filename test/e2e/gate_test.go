@@ -101,27 +101,12 @@ func testGateUnderGitLabCILocal(t *testing.T, r *rig) {
 	}{{"pass", true}, {"fail", false}} {
 		t.Run(tc.project, func(t *testing.T) {
 			files := map[string]string{gatePipeline: ".gitlab-ci.yml"}
-			templates, err := filepath.Glob(filepath.Join(r.root, "templates", "*.yml"))
-			require.NoError(t, err)
-			for _, tpl := range templates {
-				rel, err := filepath.Rel(r.root, tpl)
-				require.NoError(t, err)
-				files[rel] = rel
-			}
+			r.withTemplates(t, files)
 			ws := gateProject(t, r, tc.project, files, gitlabRemote)
 			ctx, cancel := context.WithTimeout(t.Context(), pipelineTimeout)
 			defer cancel()
-			args := []string{
-				"--home", t.TempDir(),
-				"--no-shell-executor-no-image",
-				"--default-image", baseImage,
-				"--helper-image", helperImage,
-				"--pull-policy", "if-not-present",
-				"--network", "host",
-				"--no-color",
-			}
 			start := time.Now()
-			out, err := r.run(ctx, ws, "gitlab-ci-local", args...)
+			out, err := r.gitlabCILocal(ctx, t, ws)
 			t.Logf("gitlab-ci-local ran the gate pipeline on the %s project in %s", tc.project, time.Since(start).Round(time.Millisecond))
 			if tc.pass {
 				requireRun(t, "gitlab-ci-local", out, err)

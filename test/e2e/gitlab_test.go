@@ -28,14 +28,7 @@ const (
 func testGitLabUnderGitLabCILocal(t *testing.T, r *rig) {
 	ws := t.TempDir()
 	files := map[string]string{gitlabPipeline: ".gitlab-ci.yml"}
-	templates, err := filepath.Glob(filepath.Join(r.root, "templates", "*.yml"))
-	require.NoError(t, err)
-	require.NotEmpty(t, templates)
-	for _, tpl := range templates {
-		rel, err := filepath.Rel(r.root, tpl)
-		require.NoError(t, err)
-		files[rel] = rel
-	}
+	r.withTemplates(t, files)
 	r.copyFiles(t, ws, files)
 	sha := r.gitRepo(t, ws, gitlabRemote)
 
@@ -46,13 +39,6 @@ func testGitLabUnderGitLabCILocal(t *testing.T, r *rig) {
 	ctx, cancel := context.WithTimeout(t.Context(), pipelineTimeout)
 	defer cancel()
 	args := []string{
-		"--home", t.TempDir(),
-		"--no-shell-executor-no-image", // every job in docker; jobs without an image get the base image
-		"--default-image", baseImage,
-		"--helper-image", helperImage,
-		"--pull-policy", "if-not-present",
-		"--network", "host",
-		"--no-color",
 		// A tag pipeline: gitlab-ci-local takes the branch from git.
 		"--variable", "CI_COMMIT_TAG=" + releaseTag,
 		"--variable", "CI_COMMIT_REF_NAME=" + releaseTag,
@@ -64,7 +50,7 @@ func testGitLabUnderGitLabCILocal(t *testing.T, r *rig) {
 		"--ignore-predefined-vars", "CI_REGISTRY_IMAGE,CI_COMMIT_TAG,CI_COMMIT_REF_NAME,CI_COMMIT_REF_SLUG,CI_COMMIT_BRANCH",
 	}
 	start := time.Now()
-	out, err := r.run(ctx, ws, "gitlab-ci-local", args...)
+	out, err := r.gitlabCILocal(ctx, t, ws, args...)
 	t.Logf("gitlab-ci-local ran the release pipeline in %s", time.Since(start).Round(time.Millisecond))
 	requireRun(t, "gitlab-ci-local "+strings.Join(args, " "), out, err)
 

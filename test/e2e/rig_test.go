@@ -174,6 +174,40 @@ func pipelineEnv(environ []string, home, toolDir string) []string {
 
 // run runs one of the rig's tools in dir with the pipelines' environment and
 // returns its combined output.
+// withTemplates adds every GitLab component (templates/*.yml) to files, so
+// that `include: component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/<name>@<sha>`
+// resolves in the workspace as it does in the project.
+func (r *rig) withTemplates(t *testing.T, files map[string]string) map[string]string {
+	t.Helper()
+	templates, err := filepath.Glob(filepath.Join(r.root, "templates", "*.yml"))
+	require.NoError(t, err)
+	require.NotEmpty(t, templates)
+	for _, tpl := range templates {
+		rel, err := filepath.Rel(r.root, tpl)
+		require.NoError(t, err)
+		files[rel] = rel
+	}
+	return files
+}
+
+// gitlabCILocal runs gitlab-ci-local in ws the way every GitLab pipeline
+// here runs: every job in the rig's engine (jobs without an image get the
+// base image), the helper image that copies artifacts and dotenv reports,
+// no pulls, the host's network (the registry is on loopback), plus extra
+// arguments (variables).
+func (r *rig) gitlabCILocal(ctx context.Context, t *testing.T, ws string, extra ...string) (string, error) {
+	args := append([]string{
+		"--home", t.TempDir(),
+		"--no-shell-executor-no-image",
+		"--default-image", baseImage,
+		"--helper-image", helperImage,
+		"--pull-policy", "if-not-present",
+		"--network", "host",
+		"--no-color",
+	}, extra...)
+	return r.run(ctx, ws, "gitlab-ci-local", args...)
+}
+
 func (r *rig) run(ctx context.Context, dir, tool string, args ...string) (string, error) {
 	return command(ctx, dir, r.env, r.tools[tool], args...)
 }
