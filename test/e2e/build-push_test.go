@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -87,22 +85,15 @@ func testBuildPushUnderAct(t *testing.T, r *rig) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), pipelineTimeout)
 	defer cancel()
+	workflow := ".github/workflows/build.yml"
 	args := []string{
-		"push",
-		"-W", ".github/workflows/build.yml",
-		"-P", "ubuntu-latest=" + baseImage,
-		"--pull=false",
-		"--container-architecture", "linux/" + runtime.GOARCH,
-		"--container-daemon-socket", "-",
-		"--no-cache-server",
-		"--action-cache-path", filepath.Join(t.TempDir(), "act-cache"),
 		"--var", "IMAGE=" + repo,
 		"--var", "BUILD_ARGS=BASE=" + base,
 		"--var", "INSECURE_REGISTRIES=" + reg.Host,
 		"--secret", "GITHUB_TOKEN=" + tokenCanary,
 	}
 	start := time.Now()
-	out, err := r.run(ctx, ws, "act", args...)
+	out, err := r.act(ctx, t, ws, workflow, args...)
 	t.Logf("act ran the build workflow in %s", time.Since(start).Round(time.Millisecond))
 	requireRun(t, "act "+strings.Join(args, " "), out, err)
 

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -182,15 +181,8 @@ func testBumpUnderAct(t *testing.T, r *rig) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), pipelineTimeout)
 	defer cancel()
+	workflow := ".github/workflows/deliver.yml"
 	args := []string{
-		"push",
-		"-W", ".github/workflows/deliver.yml",
-		"-P", "ubuntu-latest=" + baseImage,
-		"--pull=false",
-		"--container-architecture", "linux/" + runtime.GOARCH,
-		"--container-daemon-socket", "-",
-		"--no-cache-server",
-		"--action-cache-path", filepath.Join(t.TempDir(), "act-cache"),
 		"--var", "IMAGE=" + repo,
 		"--var", "BUILD_ARGS=BASE=" + base,
 		"--var", "INSECURE_REGISTRIES=" + reg.Host,
@@ -199,7 +191,7 @@ func testBumpUnderAct(t *testing.T, r *rig) {
 		"--secret", "GITOPS_TOKEN=" + gitopsTokenCanary,
 	}
 	start := time.Now()
-	out, err := r.run(ctx, ws, "act", args...)
+	out, err := r.act(ctx, t, ws, workflow, args...)
 	t.Logf("act ran the delivery workflow in %s", time.Since(start).Round(time.Millisecond))
 	requireRun(t, "act "+strings.Join(args, " "), out, err)
 

@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -53,18 +52,8 @@ func testGateUnderAct(t *testing.T, r *rig) {
 			}, "https://github.com/acme/app.git")
 			ctx, cancel := context.WithTimeout(t.Context(), pipelineTimeout)
 			defer cancel()
-			args := []string{
-				"push",
-				"-W", ".github/workflows/gate.yml",
-				"-P", "ubuntu-latest=" + baseImage,
-				"--pull=false",
-				"--container-architecture", "linux/" + runtime.GOARCH,
-				"--container-daemon-socket", "-",
-				"--no-cache-server",
-				"--action-cache-path", filepath.Join(t.TempDir(), "act-cache"),
-			}
 			start := time.Now()
-			out, err := r.run(ctx, ws, "act", args...)
+			out, err := r.act(ctx, t, ws, ".github/workflows/gate.yml")
 			t.Logf("act ran the gate workflow on the %s project in %s", tc.project, time.Since(start).Round(time.Millisecond))
 			if tc.pass {
 				requireRun(t, "act", out, err)
@@ -165,14 +154,7 @@ func testGateSkippedUnderAct(t *testing.T, r *rig) {
 	require.NoError(t, err, after)
 	event := filepath.Join(t.TempDir(), "push.json")
 	require.NoError(t, os.WriteFile(event, []byte(`{"ref":"refs/heads/main","before":"`+strings.TrimSpace(before)+`","after":"`+strings.TrimSpace(after)+`","repository":{"default_branch":"main","full_name":"acme/app"}}`), 0o644))
-	args := []string{
-		"push", "-W", ".github/workflows/gate.yml", "-e", event,
-		"-P", "ubuntu-latest=" + baseImage, "--pull=false",
-		"--container-architecture", "linux/" + runtime.GOARCH,
-		"--container-daemon-socket", "-", "--no-cache-server",
-		"--action-cache-path", filepath.Join(t.TempDir(), "act-cache"),
-	}
-	out, err := r.run(ctx, ws, "act", args...)
+	out, err := r.act(ctx, t, ws, ".github/workflows/gate.yml", "-e", event)
 	requireRun(t, "act", out, err)
 	require.Contains(t, out, "gate: skipped: none of the 1 files changed since "+strings.TrimSpace(before)[:12]+" matches src/**, ci/**")
 	require.NotContains(t, out, "run tests: sh ci/test.sh", "a skipped gate runs no command")

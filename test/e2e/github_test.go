@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -49,22 +48,15 @@ func testGitHubUnderAct(t *testing.T, r *rig) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), pipelineTimeout)
 	defer cancel()
+	workflow := githubWorkflow
 	args := []string{
-		"push",
-		"-W", githubWorkflow,
 		"-e", githubTagEvent,
-		"-P", "ubuntu-latest=" + baseImage,
-		"--pull=false",
-		"--container-architecture", "linux/" + runtime.GOARCH,
-		"--container-daemon-socket", "-", // the job needs no Docker socket
-		"--no-cache-server",
-		"--action-cache-path", filepath.Join(t.TempDir(), "act-cache"),
 		"--var", "IMAGE=" + repo,
 		"--var", "INSECURE_REGISTRIES=" + reg.Host,
 		"--secret", "GITHUB_TOKEN=" + tokenCanary,
 	}
 	start := time.Now()
-	out, err := r.run(ctx, ws, "act", args...)
+	out, err := r.act(ctx, t, ws, workflow, args...)
 	t.Logf("act ran the release workflow in %s", time.Since(start).Round(time.Millisecond))
 	requireRun(t, "act "+strings.Join(args, " "), out, err)
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -174,6 +175,24 @@ func pipelineEnv(environ []string, home, toolDir string) []string {
 
 // run runs one of the rig's tools in dir with the pipelines' environment and
 // returns its combined output.
+// act runs a push of workflow in ws under act the way every GitHub pipeline
+// here runs: the base image as the runner, no pulls, the host's
+// architecture, no Docker socket in the job, no cache server, plus extra
+// arguments (event, variables, secrets).
+func (r *rig) act(ctx context.Context, t *testing.T, ws, workflow string, extra ...string) (string, error) {
+	args := append([]string{
+		"push",
+		"-W", workflow,
+		"-P", "ubuntu-latest=" + baseImage,
+		"--pull=false",
+		"--container-architecture", "linux/" + runtime.GOARCH,
+		"--container-daemon-socket", "-",
+		"--no-cache-server",
+		"--action-cache-path", filepath.Join(t.TempDir(), "act-cache"),
+	}, extra...)
+	return r.run(ctx, ws, "act", args...)
+}
+
 // withTemplates adds every GitLab component (templates/*.yml) to files, so
 // that `include: component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/<name>@<sha>`
 // resolves in the workspace as it does in the project.
