@@ -138,7 +138,10 @@ func TestErrorsNameFileAndLine(t *testing.T) {
 	cases := []struct {
 		name, src, want string
 	}{
-		{"run", "FROM scratch\nCOPY a /a\nRUN echo hi\n", "Dockerfile:3: RUN is not yet supported"},
+		{"run ssh mount", "FROM scratch\nCOPY a /a\nRUN --mount=type=ssh echo hi\n", "Dockerfile:3: RUN --mount: type=ssh is not supported"},
+		{"run security", "FROM scratch\nRUN --security=insecure echo hi\n", "Dockerfile:2: RUN --security=insecure is not supported"},
+		{"run cache without target", "FROM scratch\nRUN --mount=type=cache echo hi\n", "Dockerfile:2: RUN --mount: type=cache needs a target"},
+		{"run forward mount", "FROM scratch AS a\nRUN --mount=from=b,target=/x true\nFROM scratch AS b\nFROM a\n", "Dockerfile:2: RUN --mount=from=b names this stage or a later one"},
 		{"unknown", "FROM scratch\nFROBNICATE x\n", "Dockerfile:2: "},
 		{"no from", "ARG X=1\n", "no FROM"},
 		{"bad chmod", "FROM scratch\nCOPY --chmod=9z a /a\n", "Dockerfile:2: COPY --chmod=9z: invalid octal mode"},
@@ -175,7 +178,7 @@ func run(t *testing.T, src string, opts Options) error {
 }
 
 func TestTargetSkipsUnusedStages(t *testing.T) {
-	src := "FROM scratch AS a\nRUN never\nFROM scratch AS b\nCOPY x /x\nFROM b AS c\nCOPY --from=b /x /y\n"
+	src := "FROM scratch AS a\nRUN --mount=type=ssh never\nFROM scratch AS b\nCOPY x /x\nFROM b AS c\nCOPY --from=b /x /y\n"
 	f, err := Parse("Dockerfile", []byte(src))
 	require.NoError(t, err)
 	p, err := NewPlan(f, Options{})

@@ -251,29 +251,58 @@ func (p *Plan) stage(i int, visiting map[int]bool) (*Stage, error) {
 		s.Base = base
 	}
 	for _, cmd := range src.Commands {
-		c, ok := cmd.(*instructions.CopyCommand)
-		if !ok || c.From == "" {
-			continue
+		var froms []string
+		switch c := cmd.(type) {
+		case *instructions.CopyCommand:
+			if c.From != "" {
+				froms = append(froms, c.From)
+			}
+		case *instructions.RunCommand:
+			// RUN --mount=from=<stage>: the values are expanded with the
+			// global ARGs here; from= takes no variables anyway.
+			if err := c.Expand(p.expandGlobal); err != nil {
+				return nil, errorAt(f.Name, c.Location(), fmt.Errorf("RUN --mount: %w", err))
+			}
+			for _, m := range instructions.GetMounts(c) {
+				if m.From != "" {
+					froms = append(froms, m.From)
+				}
+			}
 		}
-		from, err := p.expandGlobal(c.From)
-		if err != nil {
-			return nil, errorAt(f.Name, c.Location(), fmt.Errorf("expanding COPY --from=%s: %w", c.From, err))
+		for _, from := range froms {
+			dep, err := p.dependency(i, cmd, from, visiting)
+			if err != nil {
+				return nil, err
+			}
+			if dep != nil {
+				s.CopyFrom = append(s.CopyFrom, dep)
+			}
 		}
-		j, ok := f.StageIndex(from)
-		if !ok {
-			continue // an image reference
-		}
-		if j >= i {
-			return nil, errorAt(f.Name, c.Location(), fmt.Errorf("COPY --from=%s names this stage or a later one; only earlier stages can be copied from", from))
-		}
-		dep, err := p.stage(j, visiting)
-		if err != nil {
-			return nil, err
-		}
-		s.CopyFrom = append(s.CopyFrom, dep)
 	}
 	p.byIndex[i] = s
 	return s, nil
+}
+
+// dependency resolves a --from of stage i: an earlier stage, or nil for an
+// image reference.
+func (p *Plan) dependency(i int, cmd instructions.Command, rawFrom string, visiting map[int]bool) (*Stage, error) {
+	f := p.File
+	from, err := p.expandGlobal(rawFrom)
+	if err != nil {
+		return nil, errorAt(f.Name, cmd.Location(), fmt.Errorf("expanding --from=%s: %w", rawFrom, err))
+	}
+	j, ok := f.StageIndex(from)
+	if !ok {
+		return nil, nil // an image reference
+	}
+	flag := "COPY --from"
+	if _, ok := cmd.(*instructions.RunCommand); ok {
+		flag = "RUN --mount=from"
+	}
+	if j >= i {
+		return nil, errorAt(f.Name, cmd.Location(), fmt.Errorf("%s=%s names this stage or a later one; only earlier stages can be used", flag, from))
+	}
+	return p.stage(j, visiting)
 }
 
 // FromStage resolves a COPY --from value: a stage of the plan, or an

@@ -1,7 +1,6 @@
 package dockerfile
 
 import (
-	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -37,8 +36,8 @@ type arg struct {
 	set   bool
 }
 
-// Op is a filesystem change the builder performs: a COPY or an ADD (and,
-// once the sandbox exists, a RUN).
+// Op is a filesystem change the builder performs: a COPY, an ADD, a
+// WORKDIR or a RUN.
 type Op interface {
 	op()
 }
@@ -101,9 +100,6 @@ func (st *State) ScratchRooted() bool {
 
 // Stage is the stage this state evaluates.
 func (st *State) Stage() *Stage { return st.stage }
-
-// NotSupportedError is an instruction this version cannot execute yet.
-var ErrRunNotSupported = errors.New("RUN is not yet supported by build-push (it needs the sandbox of issue 4): build this stage with another tool for now, or move the RUN into an earlier image used as the base")
 
 // NewState starts a stage from its base's config (nil for scratch).
 func (p *Plan) NewState(s *Stage, base *v1.ConfigFile) *State {
@@ -385,7 +381,7 @@ func (st *State) Apply(cmd instructions.Command) (Op, error) {
 		}
 		return st.copyOp(loc, true, c.SourcesAndDest, "", c.Chown, c.Chmod, c.Link, c.Checksum, c.Unpack, c.ExcludePatterns, false, c.String())
 	case *instructions.RunCommand:
-		return nil, st.errf(loc, "%w", ErrRunNotSupported)
+		return st.runOp(c)
 	default:
 		return nil, st.errf(loc, "instruction %s is not supported by build-push", strings.ToUpper(cmd.Name()))
 	}

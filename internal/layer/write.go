@@ -141,6 +141,12 @@ var _ v1.Layer = (*Layer)(nil)
 // Build writes entries to a compressed blob in dir (the OS temp dir when
 // empty). Remove the file with Close when the layer is no longer needed.
 func Build(entries []Entry, comp Compression, format Format, dir string) (*Layer, error) {
+	return BuildFrom(func(w io.Writer) error { return WriteTar(w, entries) }, comp, format, dir)
+}
+
+// BuildFrom is Build for a tar stream that write produces (a RUN's
+// snapshot): it is compressed and hashed as it is written, in one pass.
+func BuildFrom(write func(io.Writer) error, comp Compression, format Format, dir string) (*Layer, error) {
 	f, err := os.CreateTemp(dir, "hoist-layer-*")
 	if err != nil {
 		return nil, fmt.Errorf("creating a layer file: %w", err)
@@ -171,7 +177,7 @@ func Build(entries []Entry, comp Compression, format Format, dir string) (*Layer
 		return fail(fmt.Errorf("starting %s compression: %w", comp, err))
 	}
 	diffHash := sha256.New()
-	if err := WriteTar(io.MultiWriter(zw, diffHash), entries); err != nil {
+	if err := write(io.MultiWriter(zw, diffHash)); err != nil {
 		return fail(err)
 	}
 	if err := zw.Close(); err != nil {
