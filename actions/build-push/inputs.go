@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/hoist-ci/hoist/internal/ci"
 	"github.com/hoist-ci/hoist/internal/layer"
 	"github.com/hoist-ci/hoist/internal/registry"
+	"github.com/hoist-ci/hoist/internal/sandbox"
 	"github.com/hoist-ci/hoist/internal/spec"
 )
 
@@ -63,6 +65,23 @@ func options(j *ci.Job) (buildpush.Options, error) {
 		return o, err
 	}
 	o.Platforms = j.List("platforms")
+	if o.Isolation, err = sandbox.ParseIsolation(j.String("isolation")); err != nil {
+		return o, &ci.UsageError{Err: fmt.Errorf("input \"isolation\": %w", err)}
+	}
+	if o.Network, err = sandbox.ParseNetwork(j.String("network")); err != nil {
+		return o, &ci.UsageError{Err: fmt.Errorf("input \"network\": %w", err)}
+	}
+	o.CacheDir = j.String("cache-dir")
+	if o.Secrets, err = buildpush.ParseSecrets(j.Lines("secrets"), lookupEnv(j), os.ReadFile); err != nil {
+		return o, &ci.UsageError{Err: err}
+	}
+	for _, v := range o.Secrets {
+		j.Mask(string(v))
+	}
+	o.Output = j.LogWriter()
+	if self, err := os.Executable(); err == nil {
+		o.SandboxInit = self
+	}
 	if err := reproducible(j, &o); err != nil {
 		return o, err
 	}
@@ -101,6 +120,15 @@ func options(j *ci.Job) (buildpush.Options, error) {
 	}
 	o.Registry, err = registry.New(ro)
 	return o, err
+}
+
+// lookupEnv reads a variable through the job's environment; an empty
+// one counts as unset (an empty secret is a missing one).
+func lookupEnv(j *ci.Job) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v := j.Getenv(k)
+		return v, v != ""
+	}
 }
 
 // reproducible reads the reproducible input and SOURCE_DATE_EPOCH.

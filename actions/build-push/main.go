@@ -5,16 +5,23 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
 
 	buildpush "github.com/hoist-ci/hoist/components/build-push"
 	"github.com/hoist-ci/hoist/internal/ci"
+	"github.com/hoist-ci/hoist/internal/sandbox"
 	"github.com/hoist-ci/hoist/internal/spec"
 )
 
 func main() {
+	// RUN under namespaces re-executes this binary as the sandbox's init.
+	if handled, err := sandbox.Init(); handled {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(125)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := ci.Main(ctx, spec.BuildPush(), ci.OSEnv(), run)
 	stop()

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +38,8 @@ import (
 	"github.com/hoist-ci/hoist/internal/gitmeta"
 	"github.com/hoist-ci/hoist/internal/layer"
 	"github.com/hoist-ci/hoist/internal/registry"
+	"github.com/hoist-ci/hoist/internal/sandbox"
+	"github.com/hoist-ci/hoist/internal/snapshot"
 )
 
 // Options of one build.
@@ -87,8 +91,27 @@ type Options struct {
 	HTTP *http.Client
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
-	// TempDir holds layer files; empty is the OS temp dir.
+	// TempDir holds layer files and the stages' unpacked roots; empty is
+	// the OS temp dir.
 	TempDir string
+
+	// Isolation of RUN commands (auto: namespaces where permitted, else
+	// chroot) and their network (RUN --network=none narrows it per RUN).
+	Isolation sandbox.Isolation
+	Network   sandbox.Network
+	// SandboxInit is a binary whose main calls sandbox.Init first (the
+	// running build-push): with it, RUN under namespaces gets a fresh
+	// /proc, /dev and /sys.
+	SandboxInit string
+	// CacheDir keeps RUN --mount=type=cache contents between builds (one
+	// directory per cache id); empty: a temporary one per build.
+	CacheDir string
+	// Secrets are RUN --mount=type=secret values by id. They never reach
+	// a layer, a cache key, the log or an error.
+	Secrets map[string][]byte
+	// Output receives the output of RUN commands (secrets masked); nil
+	// discards it.
+	Output io.Writer
 }
 
 // Result of a build.
@@ -132,6 +155,25 @@ type builder struct {
 	hits     int
 	temps    []*layer.Layer
 	images   map[string]v1.Image // resolved --from images
+
+	roots        []string // unpacked stage roots and temporary cache mounts
+	cacheDirOnce sync.Once
+	tmpCacheDir  string
+	tmpCacheErr  error
+	isoMu        sync.Mutex
+	isoUsed      sandbox.Isolation
+	snapOnce     sync.Once
+	snap         snapshot.Method
+}
+
+// cleanup removes the stages' unpacked roots.
+func (b *builder) cleanup() {
+	for _, r := range b.roots {
+		if err := removeRoot(r); err != nil {
+			b.o.Log.Warn("removing a temporary root", "dir", r, "error", err)
+		}
+	}
+	b.roots = nil
 }
 
 // Run builds and pushes.
@@ -227,6 +269,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		b := &builder{o: o, plan: plan, ctxDir: cctx, stages: map[*dockerfile.Stage]*stageOut{}, images: map[string]v1.Image{}, cache: c}
 		states, err := plan.Run(ctx, dockerfile.Hooks{Base: b.base, Op: b.op, Stage: func(_ context.Context, st *dockerfile.State) error { b.out(st); return nil }})
 		temps = append(temps, b.temps...)
+		b.cleanup()
 		if err != nil {
 			if c != nil {
 				c.wait()
@@ -490,7 +533,7 @@ func (b *builder) op(ctx context.Context, st *dockerfile.State, op dockerfile.Op
 		// knows a stage's whole filesystem when it starts FROM scratch;
 		// over an image base the directory is left to the runtime, which
 		// creates it at container start.
-		if !st.ScratchRooted() || out.fs.knownDir(c.Path) || c.Path == "/" {
+		if (!st.ScratchRooted() && out.fs.root == "") || out.fs.knownDir(c.Path) || c.Path == "/" {
 			return nil
 		}
 		owner, err := out.fs.owner(ctx, c.User)
@@ -507,6 +550,8 @@ func (b *builder) op(ctx context.Context, st *dockerfile.State, op dockerfile.Op
 			return fmt.Errorf("%s:%d: %w", b.plan.File.Name, c.Line, err)
 		}
 		text, vars = c.Instruction, c.Vars
+	case *dockerfile.Run:
+		return b.run(ctx, st, out, c)
 	default:
 		return fmt.Errorf("unsupported operation %T", op)
 	}
@@ -548,6 +593,9 @@ func (b *builder) op(ctx context.Context, st *dockerfile.State, op dockerfile.Op
 	out.fs.add(entries)
 	st.Config.RootFS.DiffIDs = append(st.Config.RootFS.DiffIDs, diffID)
 	st.AddLayerHistory(text)
+	if err := b.keepRoot(ctx, out, l); err != nil {
+		return fmt.Errorf("%s: %w", text, err)
+	}
 	return nil
 }
 

@@ -321,7 +321,8 @@ func TestContextSafety(t *testing.T) {
 		{"symlink out", "FROM scratch\nCOPY out/secret /s\n", "goes through the symlink out ->"},
 		{"symlink file out", "FROM scratch\nCOPY link /s\n", "goes through the symlink link ->"},
 		{"ignored", "FROM scratch\nCOPY ignored.txt /s\n", "excluded by .dockerignore"},
-		{"run", "FROM scratch\nCOPY in.txt /in\nRUN echo\n", "Dockerfile:3: RUN is not yet supported"},
+		{"run without a shell", "FROM scratch\nCOPY in.txt /in\nRUN echo\n", "Dockerfile:3: RUN: /bin/sh is not in the stage's filesystem"},
+		{"bind outside", "FROM scratch\nRUN --mount=type=bind,source=../x,target=/x [\"/x\"]\n", "Dockerfile:2: RUN --mount: source=../x"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -22,9 +22,11 @@ import (
 
 // stageFS is a stage's filesystem as far as the builder knows it: a base
 // image (read only when a file of it is needed: COPY --from, a user name)
-// and the layers this build added, as entries. Part 2's sandbox replaces
-// the lazy base read with an unpacked root.
+// and the layers this build added, as entries — or, once a RUN needed it,
+// the stage's unpacked root directory, which every later layer is applied
+// to and which then answers every question.
 type stageFS struct {
+	root   string // the unpacked root, when there is one
 	parent *stageFS
 	image  v1.Image // the base image, nil for scratch or a stage base
 	own    []layer.Entry
@@ -48,6 +50,9 @@ func (s *stageFS) add(entries []layer.Entry) {
 // (and its base stages), without reading a base image; the latest wins.
 func (s *stageFS) known(p string) (layer.Entry, bool) {
 	p = strings.Trim(p, "/")
+	if s.root != "" {
+		return rootEntry(s.root, p)
+	}
 	for f := s; f != nil; f = f.parent {
 		for i := len(f.own) - 1; i >= 0; i-- {
 			if f.own[i].Name == p {
@@ -60,6 +65,9 @@ func (s *stageFS) known(p string) (layer.Entry, bool) {
 
 // hasImage reports whether the stage's chain starts from an image.
 func (s *stageFS) hasImage() bool {
+	if s.root != "" {
+		return false
+	}
 	for f := s; f != nil; f = f.parent {
 		if f.image != nil {
 			return true
@@ -72,6 +80,9 @@ func (s *stageFS) hasImage() bool {
 // flattened filesystem when it was read already, else among this build's
 // own entries (never reading a base for it).
 func (s *stageFS) existing(p string) (layer.Entry, bool) {
+	if s.root != "" {
+		return rootEntry(s.root, strings.Trim(p, "/"))
+	}
 	if s.flat != nil {
 		e, ok := s.flat[strings.Trim(p, "/")]
 		return e, ok
@@ -87,6 +98,9 @@ func (s *stageFS) knownDir(p string) bool {
 // files flattens the filesystem into path → entry. A base image's layers
 // are read once per stage chain; this build's entries are laid over them.
 func (s *stageFS) files(ctx context.Context) (map[string]layer.Entry, error) {
+	if s.root != "" {
+		return rootFiles(ctx, s.root)
+	}
 	m := map[string]layer.Entry{}
 	if s.parent != nil {
 		pm, err := s.parent.files(ctx)
@@ -207,6 +221,9 @@ func applyLayer(r io.Reader, m map[string]layer.Entry) error {
 
 // read returns a file's content (following no links), or false.
 func (s *stageFS) read(ctx context.Context, p string) ([]byte, bool, error) {
+	if s.root != "" {
+		return rootRead(s.root, p)
+	}
 	m, err := s.files(ctx)
 	if err != nil {
 		return nil, false, err

@@ -325,6 +325,10 @@ func (j *Job) Print(text string) {
 	_, _ = io.WriteString(j.logs.masked(), text)
 }
 
+// LogWriter is the job's log as a writer (a build's command output),
+// through the masks.
+func (j *Job) LogWriter() io.Writer { return j.logs.masked() }
+
 // APIURLFor is the platform's REST API (GITHUB_API_URL, CI_API_V4_URL) when
 // repository — a git URL, or "" for the job's own repository — is hosted on
 // the platform's own server; otherwise "" (a client then derives the API

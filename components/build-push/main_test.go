@@ -1,0 +1,20 @@
+package buildpush
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/hoist-ci/hoist/internal/sandbox"
+)
+
+// TestMain lets the test binary serve as the sandbox's init step (RUN
+// under namespaces re-executes the running binary), as the build-push
+// main does.
+func TestMain(m *testing.M) {
+	if handled, err := sandbox.Init(); handled {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(125)
+	}
+	os.Exit(m.Run())
+}

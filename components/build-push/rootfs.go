@@ -1,0 +1,238 @@
+package buildpush
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/hoist-ci/hoist/internal/extract"
+	"github.com/hoist-ci/hoist/internal/layer"
+)
+
+// materialize unpacks a stage's filesystem (its base image's layers, then
+// this build's) into a directory of its own, once: the first RUN that
+// misses the cache needs it. From then on every layer the stage gains is
+// applied to it too (see keepRoot).
+func (b *builder) materialize(ctx context.Context, out *stageOut) error {
+	if out.fs.root != "" {
+		return nil
+	}
+	dir, err := os.MkdirTemp(b.o.TempDir, "hoist-root-*")
+	if err != nil {
+		return fmt.Errorf("creating a root directory for RUN: %w", err)
+	}
+	b.roots = append(b.roots, dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	var layers []v1.Layer
+	if out.base != nil {
+		bl, err := out.base.Layers()
+		if err != nil {
+			return fmt.Errorf("reading the base image's layers: %w", err)
+		}
+		layers = append(layers, bl...)
+		b.baseRead.Add(1)
+	}
+	layers = append(layers, out.layers...)
+	start := time.Now()
+	st, err := extract.Layers(ctx, dir, layers, extract.Options{Log: b.o.Log})
+	if err != nil {
+		return fmt.Errorf("unpacking the stage's layers for RUN: %w", err)
+	}
+	b.o.Log.Info("unpacked the stage for RUN", "layers", len(layers), "entries", st.Entries, "bytes", st.Bytes, "elapsed", time.Since(start).Round(time.Millisecond).String())
+	out.fs.root = dir
+	out.fs.flat = nil
+	return nil
+}
+
+// keepRoot applies a layer the stage gained (COPY, WORKDIR, a RUN from
+// the cache) to its unpacked root, when it has one.
+func (b *builder) keepRoot(ctx context.Context, out *stageOut, l v1.Layer) error {
+	if out.fs.root == "" {
+		return nil
+	}
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return fmt.Errorf("reading a layer to apply it to the stage's root: %w", err)
+	}
+	defer rc.Close()
+	if _, err := extract.Apply(ctx, out.fs.root, rc, extract.Options{Log: b.o.Log}); err != nil {
+		return fmt.Errorf("applying a layer to the stage's root: %w", err)
+	}
+	return nil
+}
+
+// removeRoot deletes an unpacked root, making read-only directories
+// writable first (a non-root build cannot otherwise remove them).
+func removeRoot(dir string) error {
+	if err := os.RemoveAll(dir); err == nil {
+		return nil
+	}
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
+}
+
+// rootEntry describes one path of an unpacked root (its parents resolved
+// inside the root; the last component not followed).
+func rootEntry(root, p string) (layer.Entry, bool) {
+	if p == "" {
+		fi, err := os.Lstat(root)
+		if err != nil {
+			return layer.Entry{}, false
+		}
+		return entryOf("", filepath.Join(root), fi), true
+	}
+	dir, err := securejoin.SecureJoin(root, path.Dir("/"+p))
+	if err != nil {
+		return layer.Entry{}, false
+	}
+	host := filepath.Join(dir, path.Base(p))
+	fi, err := os.Lstat(host)
+	if err != nil {
+		return layer.Entry{}, false
+	}
+	return entryOf(p, host, fi), true
+}
+
+func entryOf(name, host string, fi fs.FileInfo) layer.Entry {
+	e := layer.Entry{Name: name, Mode: fi.Mode() & (fs.ModeType | fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky), ModTime: fi.ModTime()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		e.UID, e.GID = int(st.Uid), int(st.Gid)
+	}
+	switch {
+	case fi.Mode().IsRegular():
+		e.Size = fi.Size()
+		e.Open = func() (io.ReadCloser, error) { return os.Open(host) }
+	case fi.Mode()&fs.ModeSymlink != 0:
+		e.Linkname, _ = os.Readlink(host)
+	}
+	return e
+}
+
+// rootFiles lists an unpacked root: regular files, directories and
+// symbolic links (what COPY --from reads), contents read on demand.
+func rootFiles(ctx context.Context, root string) (map[string]layer.Entry, error) {
+	m := map[string]layer.Entry{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		if !d.Type().IsRegular() && !d.IsDir() && d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		name := filepath.ToSlash(rel)
+		m[name] = entryOf(name, p, fi)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the stage's files: %w", err)
+	}
+	return m, nil
+}
+
+// rootRead reads a file of an unpacked root, symbolic links resolved
+// inside it.
+func rootRead(root, p string) ([]byte, bool, error) {
+	host, err := securejoin.SecureJoin(root, p)
+	if err != nil {
+		return nil, false, err
+	}
+	data, err := os.ReadFile(host)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return data, true, nil
+}
+
+// writeEntries writes entries (a bind mount's contents) into a directory
+// of a root, under target; entries outside target (the parents a layer
+// repeats) are skipped.
+func writeEntries(root, target string, entries []layer.Entry) error {
+	target = strings.Trim(target, "/")
+	for _, e := range entries {
+		if e.Name != target && !strings.HasPrefix(e.Name, target+"/") {
+			continue
+		}
+		host, err := securejoin.SecureJoin(root, path.Dir("/"+e.Name))
+		if err != nil {
+			return err
+		}
+		host = filepath.Join(host, path.Base(e.Name))
+		perm := e.Mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
+		switch {
+		case e.Mode.IsDir():
+			if err := os.MkdirAll(host, 0o755); err != nil {
+				return err
+			}
+		case e.Mode&fs.ModeSymlink != 0:
+			_ = os.Remove(host)
+			if err := os.Symlink(e.Linkname, host); err != nil {
+				return err
+			}
+			_ = os.Lchown(host, e.UID, e.GID)
+			continue
+		case e.Open != nil:
+			if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
+				return err
+			}
+			if err := copyFile(host, e.Open); err != nil {
+				return fmt.Errorf("writing %s: %w", e.Name, err)
+			}
+		default:
+			continue
+		}
+		_ = os.Lchown(host, e.UID, e.GID)
+		if err := os.Chmod(host, perm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(dst string, open func() (io.ReadCloser, error)) error {
+	rc, err := open()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, rc); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

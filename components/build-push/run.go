@@ -1,0 +1,774 @@
+package buildpush
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/hoist-ci/hoist/internal/dockerfile"
+	"github.com/hoist-ci/hoist/internal/layer"
+	"github.com/hoist-ci/hoist/internal/sandbox"
+	"github.com/hoist-ci/hoist/internal/snapshot"
+)
+
+// run executes a RUN: from the layer cache when its key hits (the base is
+// then never unpacked), else in the sandbox inside the stage's unpacked
+// root, the layer being the snapshot of what the command changed.
+func (b *builder) run(ctx context.Context, st *dockerfile.State, out *stageOut, r *dockerfile.Run) error {
+	where := fmt.Sprintf("%s:%d", b.plan.File.Name, r.Line)
+	network := b.o.Network
+	if r.Network == string(sandbox.NetworkNone) {
+		network = sandbox.NetworkNone
+	}
+	mounts, err := b.mountIdentities(ctx, r)
+	if err != nil {
+		return fmt.Errorf("%s: RUN --mount: %w", where, err)
+	}
+	key := runKey(out.key, r, network, mounts)
+	out.key = key
+	if b.cache != nil {
+		if l, ok := b.cache.lookup(ctx, key); ok {
+			b.hits++
+			if err := b.keepRoot(ctx, out, l); err != nil {
+				return fmt.Errorf("%s: %w", where, err)
+			}
+			return b.addLayer(st, out, l, r.Instruction)
+		}
+	}
+	if err := b.materialize(ctx, out); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	if err := checkEmulation(out.fs.root, r.Platform); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	if err := findProgram(out.fs.root, r); err != nil {
+		return fmt.Errorf("%s: RUN: %w", where, err)
+	}
+	user, err := resolveUser(ctx, out.fs, r.User)
+	if err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
+	method, err := b.snapshotMethod(ctx)
+	if err != nil {
+		return err
+	}
+	exclude := []string{strings.Trim(dockerfile.ScriptDir, "/")}
+	for _, m := range r.Mounts {
+		if m.Target != "" {
+			exclude = append(exclude, strings.Trim(m.Target, "/"))
+		}
+	}
+	sess, err := method.Begin(ctx, out.fs.root, exclude)
+	if err != nil {
+		return fmt.Errorf("%s: preparing the snapshot: %w", where, err)
+	}
+	defer sess.Close()
+	env := slices.Clone(r.Env)
+	if !hasEnv(env, "HOME") {
+		env = append(env, "HOME="+user.Home)
+	}
+	if err := makeWorkdir(sess.Dir(), r.Dir, user); err != nil {
+		return fmt.Errorf("%s: WORKDIR %s: %w", where, r.Dir, err)
+	}
+	pl := &placement{root: sess.Dir()}
+	extraEnv, err := b.placeMounts(ctx, pl, r, user)
+	if err == nil {
+		err = pl.scripts(r.Scripts)
+	}
+	if err != nil {
+		pl.undo()
+		return fmt.Errorf("%s: RUN --mount: %w", where, err)
+	}
+	env = append(env, extraEnv...)
+	b.o.Log.Info("RUN", "line", r.Line, "command", b.masked(strings.Join(r.Args, " ")))
+	start := time.Now()
+	output := newMaskWriter(b.output(), b.secretValues())
+	iso, err := sandbox.Run(ctx, sandbox.Command{
+		Root:    sess.Dir(),
+		Args:    r.Args,
+		Env:     env,
+		Dir:     r.Dir,
+		UID:     user.UID,
+		GID:     user.GID,
+		Groups:  user.Groups,
+		Network: network,
+		Stdout:  output,
+		Stderr:  output,
+		Init:    b.o.SandboxInit,
+	}, b.isolation())
+	output.Flush()
+	if uerr := pl.undo(); uerr != nil && err == nil {
+		err = fmt.Errorf("removing the RUN mounts: %w", uerr)
+	}
+	if err != nil {
+		var ee *sandbox.ExitError
+		if errors.As(err, &ee) {
+			tail := b.masked(ee.Tail)
+			msg := fmt.Sprintf("%s: RUN %s: exit code %d", where, b.masked(strings.Join(r.Args, " ")), ee.Code)
+			if tail != "" {
+				msg += "; last output:\n" + tail
+			}
+			return errors.New(msg)
+		}
+		return fmt.Errorf("%s: RUN: %s", where, b.masked(err.Error()))
+	}
+	b.rememberIsolation(iso)
+	var stats snapshot.Stats
+	l, err := layer.BuildFrom(func(w io.Writer) error {
+		var derr error
+		stats, derr = sess.Diff(ctx, w, snapshot.Options{Epoch: b.o.Epoch})
+		return derr
+	}, b.o.Compression, b.o.Format, b.o.TempDir)
+	if err != nil {
+		return fmt.Errorf("%s: snapshotting the RUN: %w", where, err)
+	}
+	if err := sess.Close(); err != nil {
+		l.Close()
+		return fmt.Errorf("%s: finishing the snapshot: %w", where, err)
+	}
+	b.temps = append(b.temps, l)
+	b.o.Log.Info("RUN done", "line", r.Line, "isolation", string(iso), "snapshot", method.Name(), "elapsed", time.Since(start).Round(time.Millisecond).String(),
+		"scanned", stats.Scanned, "changed", stats.Changed, "deleted", stats.Deleted, "bytes-read", stats.BytesRead)
+	b.built++
+	if b.cache != nil {
+		b.cache.store(key, l)
+	}
+	return b.addLayer(st, out, l, r.Instruction)
+}
+
+// addLayer records a layer of the stage.
+func (b *builder) addLayer(st *dockerfile.State, out *stageOut, l v1.Layer, text string) error {
+	diffID, err := l.DiffID()
+	if err != nil {
+		return fmt.Errorf("reading the layer of %q: %w", text, err)
+	}
+	out.layers = append(out.layers, l)
+	st.Config.RootFS.DiffIDs = append(st.Config.RootFS.DiffIDs, diffID)
+	st.AddLayerHistory(text)
+	return nil
+}
+
+// findProgram checks that an absolute program (the shell of a shell-form
+// RUN) exists in the stage, for an error that says what is missing.
+func findProgram(root string, r *dockerfile.Run) error {
+	prog := r.Args[0]
+	if !path.IsAbs(prog) || strings.HasPrefix(prog, dockerfile.ScriptDir+"/") {
+		return nil
+	}
+	host, err := securejoin.SecureJoin(root, prog)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(host); err != nil {
+		return fmt.Errorf("%s is not in the stage's filesystem: a shell-form RUN needs a shell in the image (FROM scratch has none); use an image with %s, or the exec form RUN [\"/path/to/program\", …] with a program the stage has", prog, prog)
+	}
+	return nil
+}
+
+// makeWorkdir creates a missing working directory (and its parents),
+// owned by the user, as part of the RUN's layer.
+func makeWorkdir(root, dir string, user runUser) error {
+	rel := strings.Trim(path.Clean("/"+dir), "/")
+	if rel == "" {
+		return nil
+	}
+	cur := root
+	for _, part := range strings.Split(rel, "/") {
+		next, err := securejoin.SecureJoin(root, strings.TrimPrefix(filepath.Join(strings.TrimPrefix(cur, root), part), "/"))
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(next); errors.Is(err, fs.ErrNotExist) {
+			if err := os.Mkdir(next, 0o755); err != nil {
+				return err
+			}
+			_ = os.Lchown(next, int(user.UID), int(user.GID))
+		} else if err != nil {
+			return err
+		}
+		cur = next
+	}
+	return nil
+}
+
+func hasEnv(env []string, k string) bool {
+	for _, kv := range env {
+		if name, _, _ := strings.Cut(kv, "="); name == k {
+			return true
+		}
+	}
+	return false
+}
+
+// runKey is a RUN's cache key: the parent's key, the command as the
+// history records it (with the build args set), every visible ARG and
+// ENV, the user, working directory and network, and the identity of each
+// mount (a bind's content digest, a cache's id, a secret's id — never its
+// value).
+func runKey(parent string, r *dockerfile.Run, network sandbox.Network, mounts []string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "hoist-run-v1\x00%s\x00%s\x00", parent, r.Instruction)
+	for _, a := range r.Args {
+		fmt.Fprintf(h, "arg=%s\x00", a)
+	}
+	for _, s := range r.Scripts {
+		fmt.Fprintf(h, "script=%s=%s\x00", s.Path, s.Data)
+	}
+	for _, v := range r.Vars {
+		fmt.Fprintf(h, "var=%s\x00", v)
+	}
+	fmt.Fprintf(h, "user=%s\x00dir=%s\x00network=%s\x00platform=%s\x00", r.User, r.Dir, network, r.Platform)
+	for _, m := range mounts {
+		fmt.Fprintf(h, "mount=%s\x00", m)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// mountIdentities describe the mounts for the cache key.
+func (b *builder) mountIdentities(ctx context.Context, r *dockerfile.Run) ([]string, error) {
+	var out []string
+	for _, m := range r.Mounts {
+		id := fmt.Sprintf("%s|%s|%s|%s|ro=%t|env=%s", m.Type, m.Target, m.ID, m.Source, m.ReadOnly, m.Env)
+		if m.Mode != nil {
+			id += fmt.Sprintf("|mode=%o", *m.Mode)
+		}
+		if m.UID != nil {
+			id += fmt.Sprintf("|uid=%d", *m.UID)
+		}
+		if m.GID != nil {
+			id += fmt.Sprintf("|gid=%d", *m.GID)
+		}
+		if m.Type == dockerfile.MountBind {
+			entries, err := b.bindEntries(ctx, m)
+			if err != nil {
+				return nil, err
+			}
+			d, err := layer.DiffIDOf(layer.WithoutTimes(entries))
+			if err != nil {
+				return nil, err
+			}
+			id += "|content=" + d.String()
+		}
+		if m.Type == dockerfile.MountSecret {
+			_, ok := b.o.Secrets[m.ID]
+			id += fmt.Sprintf("|given=%t", ok)
+		}
+		out = append(out, id)
+	}
+	return out, nil
+}
+
+// bindEntries are what a bind mount shows: a path of the build context,
+// of a stage or of an image.
+func (b *builder) bindEntries(ctx context.Context, m dockerfile.Mount) ([]layer.Entry, error) {
+	src := m.Source
+	if src == "" {
+		src = "/"
+	}
+	o := layer.CopyOptions{Dest: m.Target, DestDir: true}
+	var entries []layer.Entry
+	var err error
+	switch {
+	case m.FromStage != nil:
+		s := b.stages[m.FromStage]
+		if s == nil {
+			return nil, fmt.Errorf("from=%s: the stage was not built", m.FromStage.Ref())
+		}
+		entries, err = b.copyFromSingle(ctx, s.fs, src, o)
+	case m.FromImage != "":
+		img, rerr := b.resolve(ctx, m.FromImage, b.plan.Target.Platform)
+		if rerr != nil {
+			return nil, fmt.Errorf("from=%s: %w", m.FromImage, rerr)
+		}
+		entries, err = b.copyFromSingle(ctx, &stageFS{image: img, onRead: func() { b.baseRead.Add(1) }}, src, o)
+	default:
+		rel := strings.Trim(path.Clean("/"+src), "/")
+		if rel == "" {
+			rel = "."
+		}
+		host, herr := b.ctxDir.HostPath(rel)
+		if herr != nil {
+			return nil, fmt.Errorf("source=%s: %w", src, herr)
+		}
+		fi, serr := os.Stat(host)
+		if serr != nil {
+			return nil, fmt.Errorf("source=%s: not in the build context", src)
+		}
+		if !fi.IsDir() {
+			o.DestDir = false
+		}
+		entries, err = b.ctxDir.Copy([]string{rel}, o)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("type=bind,source=%s: %w", src, err)
+	}
+	return entries, nil
+}
+
+// copyFromSingle lists a stage's path as mounted at o.Dest: a directory's
+// contents under it, or a file as it.
+func (b *builder) copyFromSingle(ctx context.Context, s *stageFS, src string, o layer.CopyOptions) ([]layer.Entry, error) {
+	p := strings.Trim(path.Clean("/"+src), "/")
+	if p != "" {
+		if e, ok := s.known(p); ok && !e.Mode.IsDir() {
+			o.DestDir = false
+		} else if m, err := s.files(ctx); err == nil {
+			if e, ok := m[p]; ok && !e.Mode.IsDir() {
+				o.DestDir = false
+			}
+		}
+	}
+	return s.copyFrom(ctx, []string{"/" + p}, o)
+}
+
+// placement puts a RUN's mounts, secrets and scripts into the root for
+// the command and takes them away after it: targets that existed are set
+// aside and put back, created mount points are removed. Done by moving
+// and copying files, it needs no mount privilege (isolation chroot) and
+// nothing of it reaches the layer (the targets are excluded from the
+// snapshot, and gone before it).
+type placement struct {
+	root  string
+	steps []func() error // undo steps, run in reverse
+	n     int
+}
+
+func (p *placement) undo() error {
+	var errs []error
+	for i := len(p.steps) - 1; i >= 0; i-- {
+		if err := p.steps[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	p.steps = nil
+	return errors.Join(errs...)
+}
+
+// prepare makes target free to receive a mount: its parents exist (the
+// created ones are removed afterwards when empty), and an existing entry
+// there is set aside until the undo.
+func (p *placement) prepare(target string) (string, error) {
+	rel := strings.Trim(path.Clean("/"+target), "/")
+	parent, err := securejoin.SecureJoin(p.root, path.Dir("/"+rel))
+	if err != nil {
+		return "", err
+	}
+	// Create missing parents one by one, remembering them.
+	relParent, err := filepath.Rel(p.root, parent)
+	if err != nil || strings.HasPrefix(relParent, "..") {
+		return "", fmt.Errorf("%s resolves outside the root", target)
+	}
+	cur := p.root
+	if relParent != "." {
+		for _, part := range strings.Split(relParent, string(filepath.Separator)) {
+			cur = filepath.Join(cur, part)
+			if _, err := os.Lstat(cur); errors.Is(err, fs.ErrNotExist) {
+				if err := os.Mkdir(cur, 0o755); err != nil {
+					return "", err
+				}
+				dir := cur
+				p.steps = append(p.steps, func() error { rmdirIfEmpty(dir); return nil })
+			} else if err != nil {
+				return "", err
+			}
+		}
+	}
+	host := filepath.Join(parent, path.Base(rel))
+	if _, err := os.Lstat(host); err == nil {
+		p.n++
+		aside := filepath.Join(parent, fmt.Sprintf(".hoist-aside-%d-%s", p.n, path.Base(rel)))
+		if err := os.Rename(host, aside); err != nil {
+			return "", fmt.Errorf("setting %s aside: %w", target, err)
+		}
+		p.steps = append(p.steps, func() error {
+			_ = os.RemoveAll(host)
+			return os.Rename(aside, host)
+		})
+	} else {
+		p.steps = append(p.steps, func() error { return os.RemoveAll(host) })
+	}
+	return host, nil
+}
+
+func rmdirIfEmpty(dir string) { _ = os.Remove(dir) }
+
+// scripts writes the heredoc scripts a RUN executes.
+func (p *placement) scripts(list []dockerfile.Script) error {
+	if len(list) == 0 {
+		return nil
+	}
+	dir, err := p.prepare(dockerfile.ScriptDir)
+	if err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return err
+	}
+	for _, s := range list {
+		if err := os.WriteFile(filepath.Join(dir, path.Base(s.Path)), []byte(s.Data), 0o755); err != nil {
+			return fmt.Errorf("writing the heredoc %s: %w", s.Path, err)
+		}
+	}
+	return nil
+}
+
+// placeMounts puts each mount in place and returns the environment the
+// secrets with env= add.
+func (b *builder) placeMounts(ctx context.Context, p *placement, r *dockerfile.Run, user runUser) ([]string, error) {
+	var env []string
+	for _, m := range r.Mounts {
+		switch m.Type {
+		case dockerfile.MountSecret:
+			value, ok := b.o.Secrets[m.ID]
+			if !ok {
+				if m.Required {
+					return nil, fmt.Errorf("type=secret,id=%s is required and no secret %q was given: add %s=env:VARIABLE (or =file:PATH) to the secrets input", m.ID, m.ID, m.ID)
+				}
+				b.o.Log.Warn("RUN --mount=type=secret: no such secret given; the command runs without it", "line", r.Line, "id", m.ID)
+				continue
+			}
+			if m.Env != "" {
+				env = append(env, m.Env+"="+string(value))
+			}
+			if m.Target == "" {
+				continue
+			}
+			host, err := p.prepare(m.Target)
+			if err != nil {
+				return nil, fmt.Errorf("type=secret,id=%s: %w", m.ID, err)
+			}
+			mode := os.FileMode(0o400)
+			if m.Mode != nil {
+				mode = os.FileMode(*m.Mode) & os.ModePerm
+			}
+			if err := os.WriteFile(host, value, mode); err != nil {
+				return nil, fmt.Errorf("type=secret,id=%s: writing it: %w", m.ID, err)
+			}
+			uid, gid := 0, 0
+			if m.UID != nil {
+				uid = *m.UID
+			}
+			if m.GID != nil {
+				gid = *m.GID
+			}
+			if err := os.Chown(host, uid, gid); err != nil && os.Geteuid() == 0 {
+				return nil, fmt.Errorf("type=secret,id=%s: %w", m.ID, err)
+			}
+			if err := os.Chmod(host, mode); err != nil {
+				return nil, err
+			}
+		case dockerfile.MountTmpfs:
+			host, err := p.prepare(m.Target)
+			if err != nil {
+				return nil, fmt.Errorf("type=tmpfs,target=%s: %w", m.Target, err)
+			}
+			if err := os.Mkdir(host, 0o1777); err != nil {
+				return nil, err
+			}
+			if err := os.Chmod(host, 0o1777|os.ModeSticky); err != nil {
+				return nil, err
+			}
+		case dockerfile.MountBind:
+			entries, err := b.bindEntries(ctx, m)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := p.prepare(m.Target); err != nil {
+				return nil, fmt.Errorf("type=bind,target=%s: %w", m.Target, err)
+			}
+			if err := writeEntries(p.root, m.Target, entries); err != nil {
+				return nil, fmt.Errorf("type=bind,target=%s: %w", m.Target, err)
+			}
+		case dockerfile.MountCache:
+			if err := b.placeCache(p, m, user); err != nil {
+				return nil, fmt.Errorf("type=cache,target=%s: %w", m.Target, err)
+			}
+		}
+	}
+	return env, nil
+}
+
+// placeCache moves a persisted cache directory (cache-dir/<id>) to the
+// target for the command and back after it; across file systems it is
+// copied.
+func (b *builder) placeCache(p *placement, m dockerfile.Mount, user runUser) error {
+	dir, err := b.cacheMountDir(m.ID)
+	if err != nil {
+		return err
+	}
+	created := false
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		mode := os.FileMode(0o755)
+		if m.Mode != nil {
+			mode = os.FileMode(*m.Mode) & os.ModePerm
+		}
+		if err := os.MkdirAll(dir, mode); err != nil {
+			return fmt.Errorf("creating the cache directory: %w", err)
+		}
+		created = true
+		uid, gid := 0, 0
+		if m.UID != nil {
+			uid = *m.UID
+		}
+		if m.GID != nil {
+			gid = *m.GID
+		}
+		_ = os.Chown(dir, uid, gid)
+		_ = os.Chmod(dir, mode)
+	}
+	_ = created
+	host, err := p.prepare(m.Target)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(dir, host); err == nil {
+		p.steps = append(p.steps, func() error {
+			if err := os.Rename(host, dir); err != nil {
+				return fmt.Errorf("putting the cache %s back: %w", m.ID, err)
+			}
+			return nil
+		})
+		return nil
+	}
+	// Another file system: copy in, and copy back what the command left.
+	if err := copyTree(dir, host); err != nil {
+		return fmt.Errorf("copying the cache in: %w", err)
+	}
+	p.steps = append(p.steps, func() error {
+		tmp := dir + ".new"
+		_ = os.RemoveAll(tmp)
+		if err := copyTree(host, tmp); err != nil {
+			return fmt.Errorf("copying the cache %s back: %w", m.ID, err)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		return os.Rename(tmp, dir)
+	})
+	return nil
+}
+
+// cacheMountDir is where a cache mount's contents persist between builds.
+func (b *builder) cacheMountDir(id string) (string, error) {
+	base := b.o.CacheDir
+	if base == "" {
+		b.cacheDirOnce.Do(func() {
+			b.tmpCacheDir, b.tmpCacheErr = os.MkdirTemp(b.o.TempDir, "hoist-cache-mounts-*")
+			if b.tmpCacheErr == nil {
+				b.roots = append(b.roots, b.tmpCacheDir)
+				b.o.Log.Info("RUN --mount=type=cache: no cache-dir set; the cache lasts for this build only")
+			}
+		})
+		if b.tmpCacheErr != nil {
+			return "", b.tmpCacheErr
+		}
+		base = b.tmpCacheDir
+	}
+	sum := sha256.Sum256([]byte(id))
+	name := sanitizeID(id) + "-" + hex.EncodeToString(sum[:4])
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		return "", fmt.Errorf("cache-dir %s: %w", base, err)
+	}
+	return filepath.Join(base, name), nil
+}
+
+func sanitizeID(id string) string {
+	var b strings.Builder
+	for _, r := range strings.Trim(id, "/") {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '.':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+		if b.Len() >= 48 {
+			break
+		}
+	}
+	if b.Len() == 0 {
+		return "cache"
+	}
+	return b.String()
+}
+
+// copyTree copies a directory tree: files, directories, symbolic links,
+// modes and (when permitted) owners.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			if err := os.MkdirAll(target, 0o755); err != nil {
+				return err
+			}
+		case d.Type()&fs.ModeSymlink != 0:
+			link, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(link, target); err != nil {
+				return err
+			}
+		case d.Type().IsRegular():
+			if err := copyFile(target, func() (io.ReadCloser, error) { return os.Open(p) }); err != nil {
+				return err
+			}
+		default:
+			return nil
+		}
+		if entry, ok := rootEntry(filepath.Dir(p), filepath.Base(p)); ok {
+			_ = os.Lchown(target, entry.UID, entry.GID)
+		}
+		if d.Type()&fs.ModeSymlink == 0 {
+			return os.Chmod(target, fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
+		}
+		return nil
+	})
+}
+
+// isolation is the one asked for, or the one the first RUN found to work.
+func (b *builder) isolation() sandbox.Isolation {
+	b.isoMu.Lock()
+	defer b.isoMu.Unlock()
+	if b.isoUsed != "" {
+		return b.isoUsed
+	}
+	if b.o.Isolation == "" {
+		return sandbox.Auto
+	}
+	return b.o.Isolation
+}
+
+func (b *builder) rememberIsolation(iso sandbox.Isolation) {
+	b.isoMu.Lock()
+	defer b.isoMu.Unlock()
+	if b.isoUsed == "" && iso != "" {
+		b.isoUsed = iso
+		b.o.Log.Info("RUN isolation", "isolation", string(iso))
+	}
+}
+
+// snapshotMethod is chosen once per build.
+func (b *builder) snapshotMethod(ctx context.Context) (snapshot.Method, error) {
+	b.snapOnce.Do(func() {
+		scratch := b.o.TempDir
+		if scratch == "" {
+			scratch = os.TempDir()
+		}
+		var note string
+		b.snap, note = snapshot.Detect(ctx, scratch)
+		b.o.Log.Info("RUN snapshots", "method", b.snap.Name(), "note", note)
+	})
+	return b.snap, nil
+}
+
+func (b *builder) output() io.Writer {
+	if b.o.Output == nil {
+		return io.Discard
+	}
+	return b.o.Output
+}
+
+// secretValues are the values to mask in RUN output and errors.
+func (b *builder) secretValues() [][]byte {
+	var out [][]byte
+	for _, v := range b.o.Secrets {
+		if len(bytes.TrimSpace(v)) >= 3 {
+			out = append(out, v)
+			if t := bytes.TrimSpace(v); len(t) != len(v) {
+				out = append(out, t)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+func (b *builder) masked(s string) string {
+	for _, v := range b.secretValues() {
+		s = strings.ReplaceAll(s, string(v), "***")
+	}
+	return s
+}
+
+// maskWriter passes output through line by line with secret values
+// replaced by ***.
+type maskWriter struct {
+	mu      sync.Mutex
+	w       io.Writer
+	secrets [][]byte
+	buf     []byte
+}
+
+func newMaskWriter(w io.Writer, secrets [][]byte) *maskWriter {
+	return &maskWriter{w: w, secrets: secrets}
+}
+
+func (m *maskWriter) Write(p []byte) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.buf = append(m.buf, p...)
+	for {
+		i := bytes.IndexByte(m.buf, '\n')
+		if i < 0 {
+			break
+		}
+		if _, err := m.w.Write(m.mask(m.buf[:i+1])); err != nil {
+			return 0, err
+		}
+		m.buf = m.buf[i+1:]
+	}
+	// A very long line without newline is flushed in pieces (a secret
+	// straddling the cut could pass; secrets are short).
+	if len(m.buf) > 64<<10 {
+		if _, err := m.w.Write(m.mask(m.buf)); err != nil {
+			return 0, err
+		}
+		m.buf = m.buf[:0]
+	}
+	return len(p), nil
+}
+
+func (m *maskWriter) mask(line []byte) []byte {
+	for _, s := range m.secrets {
+		line = bytes.ReplaceAll(line, s, []byte("***"))
+	}
+	return line
+}
+
+// Flush writes a last partial line.
+func (m *maskWriter) Flush() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.buf) > 0 {
+		_, _ = m.w.Write(m.mask(m.buf))
+		m.buf = nil
+	}
+}

@@ -1,0 +1,300 @@
+package buildpush
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hoist-ci/hoist/internal/testrig"
+)
+
+// runEnv is newEnv with a base that can run commands: Debian's static
+// busybox with its applets, users root, app (1000, in group staff) and
+// nobody.
+func runEnv(t *testing.T) *env {
+	t.Helper()
+	e := newEnv(t)
+	img, err := testrig.BusyboxImage()
+	require.NoError(t, err, "busybox-static is part of the rig: test/rig/install.sh")
+	ref, err := name.ParseReference(e.base, name.Insecure)
+	require.NoError(t, err)
+	require.NoError(t, remote.Write(ref, img))
+	e.baseImg = img
+	return e
+}
+
+// runOpts are e.opts with the sandbox wired as build-push's main does.
+func (e *env) runOpts(t *testing.T, dir string, out *bytes.Buffer, tags ...string) Options {
+	o := e.opts(dir, tags...)
+	self, err := os.Executable()
+	require.NoError(t, err)
+	o.SandboxInit = self
+	o.Output = out
+	o.BuildArgs = map[string]string{"BASE": e.base}
+	o.TempDir = t.TempDir()
+	return o
+}
+
+// runImage runs the built image's files through a shell script in a
+// fresh root: the image is extracted with the project's extractor and
+// the check runs in the sandbox, as docker run would (the docker
+// corpus runs the same images in the rig's engine).
+func build(t *testing.T, e *env, files map[string]string, mutateOpts func(*Options)) (Result, string, error) {
+	t.Helper()
+	dir := t.TempDir()
+	writeTree(t, dir, files)
+	var out bytes.Buffer
+	o := e.runOpts(t, dir, &out, e.host+"/app:"+strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")))
+	if mutateOpts != nil {
+		mutateOpts(&o)
+	}
+	res, err := Run(context.Background(), o)
+	return res, out.String(), err
+}
+
+func fileOf(t *testing.T, img v1.Image, p string) (fileInfo, bool) {
+	t.Helper()
+	layers, err := img.Layers()
+	require.NoError(t, err)
+	var got fileInfo
+	found := false
+	for i := range layers {
+		m := layerFiles(t, img, i)
+		dir, base := filepath.Split(p)
+		if _, ok := m[dir+".wh."+base]; ok {
+			found = false
+		}
+		if f, ok := m[p]; ok {
+			got, found = f, true
+		}
+	}
+	return got, found
+}
+
+func TestRunSemantics(t *testing.T) {
+	e := runEnv(t)
+	df := `ARG BASE
+FROM ${BASE}
+ARG GREETING=hello
+ARG OVERRIDE=from-arg
+ENV OVERRIDE=from-env
+WORKDIR /work/dir
+RUN echo "$GREETING $OVERRIDE $(pwd)" > out.txt
+RUN ["/bin/sh", "-c", "echo exec-form >> /work/dir/out.txt"]
+SHELL ["/bin/sh", "-ec"]
+RUN echo "shell: $0" >> out.txt
+RUN <<EOF
+echo heredoc-line-1 >> out.txt
+echo heredoc-line-2 >> out.txt
+EOF
+RUN <<'EOF'
+#!/bin/sh
+echo "shebang $HOME" >> /work/dir/out.txt
+EOF
+RUN cat <<'A' > a.txt && cat <<B > b.txt
+literal $GREETING
+A
+expanded $GREETING
+B
+USER app
+RUN id > /tmp/id.txt && echo "$HOME" >> /tmp/id.txt
+USER 1000:0
+RUN id -G > /tmp/groups.txt
+`
+	res, out, err := build(t, e, map[string]string{"Dockerfile": df}, func(o *Options) { o.BuildArgs["GREETING"] = "hi" })
+	require.NoError(t, err, out)
+	img := pull(t, res.Tags[0])
+	f, ok := fileOf(t, img, "work/dir/out.txt")
+	require.True(t, ok)
+	require.Equal(t, "hi from-env /work/dir\nexec-form\nshell: /bin/sh\nheredoc-line-1\nheredoc-line-2\nshebang /root\n", f.Content)
+	a, _ := fileOf(t, img, "work/dir/a.txt")
+	b, _ := fileOf(t, img, "work/dir/b.txt")
+	require.Equal(t, "literal $GREETING\n", a.Content)
+	require.Equal(t, "expanded hi\n", b.Content)
+	id, _ := fileOf(t, img, "tmp/id.txt")
+	require.Equal(t, "uid=1000(app) gid=1000(app) groups=50(staff),1000(app)\n/home/app\n", id.Content)
+	groups, _ := fileOf(t, img, "tmp/groups.txt")
+	require.Equal(t, "0\n", groups.Content, "an explicit group is the only one")
+	cf, err := img.ConfigFile()
+	require.NoError(t, err)
+	require.NotContains(t, strings.Join(cf.Config.Env, " "), "GREETING", "ARGs are not persisted")
+	require.Contains(t, cf.History[len(cf.History)-1].CreatedBy, "RUN |2 GREETING=hi OVERRIDE=from-arg /bin/sh -ec id -G")
+	_, ok = fileOf(t, img, ".hoist-pipes/EOF")
+	require.False(t, ok, "heredoc scripts never reach a layer")
+}
+
+func TestRunFailureNamesLineCommandAndOutput(t *testing.T) {
+	e := runEnv(t)
+	_, _, err := build(t, e, map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN echo one && echo two >&2 && exit 3\n"}, nil)
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "Dockerfile:3: RUN /bin/sh -c echo one && echo two >&2 && exit 3: exit code 3")
+	require.Contains(t, err.Error(), "one\ntwo")
+}
+
+func TestRunLayerHoldsWhatChanged(t *testing.T) {
+	e := runEnv(t)
+	df := `ARG BASE
+FROM ${BASE}
+RUN mkdir -p /data/keep /data/gone /data/swap && echo k > /data/keep/f && echo g > /data/gone/f && echo s > /data/swap/old
+COPY ctx.txt /data/
+RUN rm -rf /data/gone && rm -rf /data/swap && mkdir /data/swap && echo n > /data/swap/new && cat /data/ctx.txt > /data/seen && ln /data/seen /data/hard && ln -s seen /data/soft && chmod 4755 /data/seen && chown 1000:50 /data/keep/f
+`
+	res, out, err := build(t, e, map[string]string{"Dockerfile": df, "ctx.txt": "from context\n"}, nil)
+	require.NoError(t, err, out)
+	img := pull(t, res.Tags[0])
+	layers, err := img.Layers()
+	require.NoError(t, err)
+	base, err := e.baseImg.Layers()
+	require.NoError(t, err)
+	last := layerFiles(t, img, len(layers)-1)
+	require.Contains(t, last, "data/.wh.gone")
+	require.Contains(t, last, "data/swap/.wh..wh..opq")
+	require.Equal(t, "n\n", last["data/swap/new"].Content)
+	// seen and hard are one file: the first in the tar holds the content.
+	require.Equal(t, "from context\n", last["data/hard"].Content, "the RUN saw the COPY before it")
+	require.Equal(t, "data/hard", last["data/seen"].Link)
+	require.Equal(t, "seen", last["data/soft"].Link)
+	require.Equal(t, int64(0o4755), last["data/hard"].Mode&0o7777)
+	require.Equal(t, [2]int{1000, 50}, ids(last["data/keep/f"]))
+	require.NotContains(t, last, "bin/busybox", "unchanged base files are not in the layer")
+	require.Len(t, layers, len(base)+3)
+}
+
+func TestRunCacheHitNeverUnpacksTheBase(t *testing.T) {
+	e := runEnv(t)
+	files := map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN seq 1 200 > /numbers\nCOPY app.txt /app/\nRUN wc -l /numbers /app/app.txt > /count\n", "app.txt": "app\n"}
+	withCache := func(o *Options) { o.Cache = true; o.CacheRepo = e.host + "/cache" }
+	first, out, err := build(t, e, files, withCache)
+	require.NoError(t, err, out)
+	require.Equal(t, 3, first.LayersBuilt)
+	require.Equal(t, int64(1), first.BaseReads, "the first RUN unpacked the base")
+
+	e.rec.reset()
+	second, out, err := build(t, e, files, withCache)
+	require.NoError(t, err, out)
+	require.Equal(t, 0, second.LayersBuilt)
+	require.Equal(t, 3, second.CacheHits)
+	require.Zero(t, second.BaseReads)
+	baseLayers, err := e.baseImg.Layers()
+	require.NoError(t, err)
+	for _, l := range baseLayers {
+		d, err := l.Digest()
+		require.NoError(t, err)
+		require.False(t, e.rec.fetched(d.String()), "the base layer was not downloaded")
+	}
+	require.Equal(t, first.Digest == second.Digest, false, "created times differ; the layers are the same")
+	a, b := pull(t, first.Tags[0]), pull(t, second.Tags[0])
+	la, err := a.Layers()
+	require.NoError(t, err)
+	lb, err := b.Layers()
+	require.NoError(t, err)
+	for i := range la {
+		da, _ := la[i].Digest()
+		db, _ := lb[i].Digest()
+		require.Equal(t, da, db)
+	}
+
+	// A build arg the RUN sees changes its key; one it does not see
+	// (declared after it) does not.
+	files["Dockerfile"] = "ARG BASE\nFROM ${BASE}\nARG V=1\nRUN seq 1 200 > /numbers\n"
+	_, out, err = build(t, e, files, withCache)
+	require.NoError(t, err, out)
+	third, out, err := build(t, e, files, func(o *Options) { withCache(o); o.BuildArgs["V"] = "2" })
+	require.NoError(t, err, out)
+	require.Equal(t, 1, third.LayersBuilt, "V is visible to the RUN: a miss")
+}
+
+func TestRunMounts(t *testing.T) {
+	e := runEnv(t)
+	const canary = "canary-secret-3f9b1c"
+	cacheDir := t.TempDir()
+	df := `ARG BASE
+FROM ${BASE} AS tools
+RUN mkdir -p /opt/tool && echo tool-v1 > /opt/tool/version
+
+FROM ${BASE}
+RUN --mount=type=cache,target=/var/cache/app sh -c 'n=$(cat /var/cache/app/n 2>/dev/null || echo 0); echo $((n+1)) > /var/cache/app/n; cp /var/cache/app/n /runs'
+RUN --mount=type=secret,id=token wc -c < /run/secrets/token > /secret-check && stat -c %a:%u /run/secrets/token >> /secret-check
+RUN --mount=type=secret,id=token,env=TOKEN echo "${#TOKEN}" >> /secret-check
+RUN --mount=type=bind,source=src,target=/src cat /src/input.txt > /from-context
+RUN --mount=type=bind,from=tools,source=/opt/tool,target=/tool cat /tool/version > /from-stage
+RUN --mount=type=tmpfs,target=/scratch sh -c 'echo x > /scratch/x && ls /scratch > /tmpfs-seen'
+`
+	files := map[string]string{"Dockerfile": df, "src/input.txt": "context input\n"}
+	opts := func(o *Options) {
+		o.CacheDir = cacheDir
+		o.Secrets = map[string][]byte{"token": []byte(canary)}
+	}
+	var logs bytes.Buffer
+	res, out, err := build(t, e, files, func(o *Options) {
+		opts(o)
+		o.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	require.NoError(t, err, out)
+	img := pull(t, res.Tags[0])
+	for p, want := range map[string]string{"runs": "1\n", "secret-check": "20\n400:0\n20\n", "from-context": "context input\n", "from-stage": "tool-v1\n", "tmpfs-seen": "x\n"} {
+		f, ok := fileOf(t, img, p)
+		require.True(t, ok, p)
+		require.Equal(t, want, f.Content, p)
+	}
+	for _, p := range []string{"var/cache/app/n", "run/secrets/token", "src/input.txt", "tool/version", "scratch/x"} {
+		_, ok := fileOf(t, img, p)
+		require.False(t, ok, "%s is a mount: it never reaches a layer", p)
+	}
+	// Nothing of the secret anywhere: layers, config, log, output.
+	layers, err := img.Layers()
+	require.NoError(t, err)
+	for i := range layers {
+		for n, f := range layerFiles(t, img, i) {
+			require.NotContains(t, f.Content, canary, n)
+		}
+	}
+	raw, err := img.RawConfigFile()
+	require.NoError(t, err)
+	require.NotContains(t, string(raw), canary)
+	require.NotContains(t, logs.String(), canary)
+	require.NotContains(t, out, canary)
+
+	// The cache persisted: a second build counts 2.
+	res, out, err = build(t, e, files, opts)
+	require.NoError(t, err, out)
+	f, _ := fileOf(t, pull(t, res.Tags[0]), "runs")
+	require.Equal(t, "2\n", f.Content)
+
+	// A failing RUN that prints the secret: masked in the output and the error.
+	files["Dockerfile"] = "ARG BASE\nFROM ${BASE}\nRUN --mount=type=secret,id=token cat /run/secrets/token; echo; exit 1\n"
+	_, out, err = build(t, e, files, opts)
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), canary)
+	require.NotContains(t, out, canary)
+	require.Contains(t, err.Error(), "***")
+
+	// A required secret that was not given names the input.
+	files["Dockerfile"] = "ARG BASE\nFROM ${BASE}\nRUN --mount=type=secret,id=npmrc,required true\n"
+	_, _, err = build(t, e, files, nil)
+	require.ErrorContains(t, err, "Dockerfile:3: RUN --mount: type=secret,id=npmrc is required and no secret \"npmrc\" was given")
+}
+
+func TestOnbuildTriggersRun(t *testing.T) {
+	e := runEnv(t)
+	res, out, err := build(t, e, map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nONBUILD RUN echo triggered > /onbuild\n"}, nil)
+	require.NoError(t, err, out)
+	files := map[string]string{"Dockerfile": "FROM " + res.Tags[0] + "\nRUN cat /onbuild > /seen\n"}
+	res, out, err = build(t, e, files, nil)
+	require.NoError(t, err, out)
+	f, ok := fileOf(t, pull(t, res.Tags[0]), "seen")
+	require.True(t, ok)
+	require.Equal(t, "triggered\n", f.Content)
+	cf, err := pull(t, res.Tags[0]).ConfigFile()
+	require.NoError(t, err)
+	require.Empty(t, cf.Config.OnBuild, "triggers are not inherited")
+}
