@@ -3,7 +3,12 @@
 # Idempotent: a second run installs nothing. Fails loudly on any failure.
 #
 #   apt:        docker-registry docker.io busybox-static rsync apache2-utils git ca-certificates
+#               debootstrap (the Debian base image of the RUN corpus and bench)
+#               buildah skopeo (bench peers) time (GNU time: peak RSS in bench)
+#               qemu-user-static binfmt-support (foreign-platform RUN)
 #               (and nodejs npm where npm is missing)
+#   binfmt:     binfmt_misc mounted; qemu-aarch64 registered with the F (fix binary)
+#               flag, so a foreign RUN works inside a chroot or a container too
 #   npm:        gitlab-ci-local@4.70.1            → .cache/tools/bin/gitlab-ci-local
 #   go install: act@v0.2.89, crane@v0.22.1        → .cache/tools/bin
 set -euo pipefail
@@ -28,6 +33,12 @@ APT_PACKAGES=(
   "ca-certificates:file:/etc/ssl/certs/ca-certificates.crt"
   "nodejs:cmd:node"
   "npm:cmd:npm"
+  "debootstrap:cmd:debootstrap"
+  "buildah:cmd:buildah"
+  "skopeo:cmd:skopeo"
+  "qemu-user-static:pkg:qemu-user-static"
+  "binfmt-support:pkg:binfmt-support"
+  "time:file:/usr/bin/time"
 )
 GITLAB_CI_LOCAL_VERSION=4.70.1
 ACT_VERSION=v0.2.89
@@ -59,6 +70,35 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
     || die "apt-get install ${missing[*]} failed"
   installed+=("apt: ${missing[*]}")
+fi
+
+# --- binfmt_misc: qemu-aarch64 with the F flag ------------------------------------
+# F (fix binary) makes the kernel open the interpreter at registration time, so it
+# runs inside a chroot or mount namespace that has no /usr/bin/qemu-aarch64-static.
+binfmt=/proc/sys/fs/binfmt_misc
+if [ ! -e "$binfmt/register" ]; then
+  [ "$(id -u)" = 0 ] || die "binfmt_misc is not mounted on $binfmt; as root: mount -t binfmt_misc binfmt_misc $binfmt"
+  echo "install.sh: mount -t binfmt_misc binfmt_misc $binfmt"
+  mount -t binfmt_misc binfmt_misc "$binfmt" || die "mounting binfmt_misc on $binfmt failed"
+  installed+=("binfmt_misc mounted on $binfmt")
+fi
+aarch64_flags() { sed -n 's/^flags: *//p' "$binfmt/qemu-aarch64" 2>/dev/null || true; }
+aarch64_enabled() { [ "$(head -n1 "$binfmt/qemu-aarch64" 2>/dev/null || true)" = enabled ]; }
+if ! aarch64_enabled || [[ "$(aarch64_flags)" != *F* ]]; then
+  [ "$(id -u)" = 0 ] || die "qemu-aarch64 is not registered in binfmt_misc with the F flag; as root: update-binfmts --enable qemu-aarch64"
+  command -v update-binfmts >/dev/null 2>&1 || die "update-binfmts is missing (apt-get install -y binfmt-support)"
+  if [ -e "$binfmt/qemu-aarch64" ]; then
+    # registered without F (or disabled): drop it and register again from qemu-user-static's spec
+    state=$(head -n1 "$binfmt/qemu-aarch64")
+    echo "install.sh: re-registering qemu-aarch64 ($state, flags '$(aarch64_flags)'; want enabled with F)"
+    echo -1 >"$binfmt/qemu-aarch64" || die "unregistering qemu-aarch64 failed"
+  fi
+  echo "install.sh: update-binfmts --enable qemu-aarch64"
+  update-binfmts --enable qemu-aarch64 || die "update-binfmts --enable qemu-aarch64 failed"
+  aarch64_enabled || die "qemu-aarch64 is not enabled in $binfmt after update-binfmts"
+  [[ "$(aarch64_flags)" == *F* ]] \
+    || die "qemu-aarch64 is registered with flags '$(aarch64_flags)', want F (qemu-user-static's /usr/share/binfmts/qemu-aarch64 needs fix_binary yes)"
+  installed+=("binfmt: qemu-aarch64 (flags $(aarch64_flags))")
 fi
 
 # --- gitlab-ci-local (npm, project-local) --------------------------------------
