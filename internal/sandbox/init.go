@@ -84,8 +84,8 @@ const initFailed = 125
 // viaInit turns cmd into a start of c.Init as the sandbox's init, with
 // the spec on file descriptor 3. It creates the mount points the root
 // lacks and returns them (the caller removes them after the command).
-func viaInit(cmd *exec.Cmd, c Command, root, argv0, dir string) ([]string, func(), error) {
-	var created []string
+func viaInit(cmd *exec.Cmd, c Command, root, argv0, dir string) (*mountPoints, func(), error) {
+	created := &mountPoints{}
 	for _, m := range []struct {
 		name string
 		dir  bool
@@ -103,6 +103,7 @@ func viaInit(cmd *exec.Cmd, c Command, root, argv0, dir string) ([]string, func(
 		if _, err := os.Stat(filepath.Dir(p)); !m.dir && err != nil {
 			continue // no /etc: nothing to mount the host's files over
 		}
+		created.remember(filepath.Dir(p))
 		if m.dir {
 			err = os.Mkdir(p, 0o755)
 		} else {
@@ -111,7 +112,7 @@ func viaInit(cmd *exec.Cmd, c Command, root, argv0, dir string) ([]string, func(
 		if err != nil {
 			return created, nil, fmt.Errorf("creating the mount point /%s: %w", m.name, err)
 		}
-		created = append(created, p)
+		created.paths = append(created.paths, p)
 	}
 	spec, err := json.Marshal(initSpec{Root: root, Path: argv0, Args: cmd.Args, Env: c.Env, Dir: dir,
 		UID: c.UID, GID: c.GID, Groups: c.Groups, NewNet: c.Network == NetworkNone, Rootless: os.Geteuid() != 0})
@@ -134,11 +135,42 @@ func viaInit(cmd *exec.Cmd, c Command, root, argv0, dir string) ([]string, func(
 	return created, func() { r.Close() }, nil
 }
 
-// removeCreated removes the mount points viaInit made (deepest first),
-// if they are still empty.
-func removeCreated(created []string) {
-	for i := len(created) - 1; i >= 0; i-- {
-		_ = os.Remove(created[i])
+// mountPoints are the mount points viaInit made, and the times of the
+// directories they were made in.
+type mountPoints struct {
+	paths   []string
+	parents []string
+	times   [][2]unix.Timespec
+}
+
+func (m *mountPoints) remember(dir string) {
+	for _, p := range m.parents {
+		if p == dir {
+			return
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return
+	}
+	m.parents = append(m.parents, dir)
+	m.times = append(m.times, [2]unix.Timespec{st.Atim, st.Mtim})
+}
+
+// remove removes the mount points (deepest first) if they are still
+// empty, and puts back the modification times of the directories they
+// were made in: a command that changed nothing leaves no trace there for
+// a snapshot to find.
+func (m *mountPoints) remove() {
+	if m == nil {
+		return
+	}
+	for i := len(m.paths) - 1; i >= 0; i-- {
+		_ = os.Remove(m.paths[i])
+	}
+	for i, dir := range m.parents {
+		ts := m.times[i]
+		_ = unix.UtimesNanoAt(unix.AT_FDCWD, dir, ts[:], unix.AT_SYMLINK_NOFOLLOW)
 	}
 }
 

@@ -195,22 +195,25 @@ func run(ctx context.Context, c Command, iso Isolation) error {
 	} else if c.Network == NetworkNone {
 		return fmt.Errorf("%w: network none needs a network namespace, and isolation chroot has none: use isolation namespaces where it is permitted, or drop --network=none", ErrNotPermitted)
 	}
-	var created []string
+	var created *mountPoints
 	if iso == Namespaces && c.Init != "" {
 		var cleanup func()
-		if created, cleanup, err = viaInit(cmd, c, root, argv0, dir); err != nil {
+		created, cleanup, err = viaInit(cmd, c, root, argv0, dir)
+		if err != nil {
+			created.remove()
 			return err
 		}
 		defer cleanup()
 	}
 	if err := cmd.Start(); err != nil {
+		created.remove()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		return classify(iso, err)
 	}
 	err = cmd.Wait()
-	removeCreated(created)
+	created.remove()
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w", strings.Join(c.Args, " "), ctx.Err())
 	}

@@ -92,7 +92,13 @@ func (t *Tree) Diff(ctx context.Context, w io.Writer, o Options) (Stats, error) 
 			emit[p] = &change{name: p, m: a, opaque: true}
 			opaque[p] = true
 			st.Opaque++
-		case a != b || hidden(p):
+		case hidden(p):
+			emit[p] = &change{name: p, m: a}
+		case isDir(a.mode) && isDir(b.mode) && a.ino == b.ino && a.dev == b.dev && sameDirMeta(a, b):
+			// Only its change time (or link count) moved: something was
+			// made and removed in it. It is written only as the parent
+			// of a change.
+		case a != b:
 			emit[p] = &change{name: p, m: a}
 		}
 	}
