@@ -14,6 +14,7 @@ import (
 	"github.com/hoist-ci/hoist/internal/layer"
 	"github.com/hoist-ci/hoist/internal/registry"
 	"github.com/hoist-ci/hoist/internal/sandbox"
+	"github.com/hoist-ci/hoist/internal/snapshot"
 	"github.com/hoist-ci/hoist/internal/spec"
 )
 
@@ -70,6 +71,9 @@ func options(j *ci.Job) (buildpush.Options, error) {
 	}
 	if o.Network, err = sandbox.ParseNetwork(j.String("network")); err != nil {
 		return o, &ci.UsageError{Err: fmt.Errorf("input \"network\": %w", err)}
+	}
+	if o.Snapshot, err = snapshot.ParseChoice(j.String("snapshot-method")); err != nil {
+		return o, &ci.UsageError{Err: fmt.Errorf("input \"snapshot-method\": %w", err)}
 	}
 	o.CacheDir = j.String("cache-dir")
 	if o.Secrets, err = buildpush.ParseSecrets(j.Lines("secrets"), lookupEnv(j), os.ReadFile); err != nil {

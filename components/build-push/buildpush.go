@@ -103,6 +103,9 @@ type Options struct {
 	// running build-push): with it, RUN under namespaces gets a fresh
 	// /proc, /dev and /sys.
 	SandboxInit string
+	// Snapshot is how RUN layers are captured: auto (overlayfs where it
+	// can be mounted, else a metadata index), overlay or index.
+	Snapshot snapshot.Choice
 	// CacheDir keeps RUN --mount=type=cache contents between builds (one
 	// directory per cache id); empty: a temporary one per build.
 	CacheDir string
@@ -164,6 +167,7 @@ type builder struct {
 	isoUsed      sandbox.Isolation
 	snapOnce     sync.Once
 	snap         snapshot.Method
+	snapErr      error
 }
 
 // cleanup removes the stages' unpacked roots.
@@ -514,12 +518,34 @@ func (b *builder) out(st *dockerfile.State) *stageOut {
 		o.layers = append(o.layers, p.layers...)
 		o.fs = &stageFS{parent: p.fs}
 		o.key = p.key
+		if p.fs.root != "" && b.uses(s.BaseStage) == 1 {
+			// Only this stage reads the base stage: it takes over the
+			// unpacked root instead of unpacking it again.
+			o.fs.root, p.fs.root = p.fs.root, ""
+		}
 	} else {
 		o.fs = &stageFS{}
 		o.key = "scratch:" + dockerfile.FormatPlatform(s.Platform) + ":" + string(b.o.Compression) + ":" + string(b.o.Format)
 	}
 	b.stages[s] = o
 	return o
+}
+
+// uses counts the stages that read stage s: FROM s, COPY --from=s,
+// RUN --mount=from=s.
+func (b *builder) uses(s *dockerfile.Stage) int {
+	n := 0
+	for _, o := range b.plan.Stages {
+		if o.BaseStage == s {
+			n++
+		}
+		for _, d := range o.CopyFrom {
+			if d == s {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func (b *builder) op(ctx context.Context, st *dockerfile.State, op dockerfile.Op) error {

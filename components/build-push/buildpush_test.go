@@ -32,6 +32,7 @@ import (
 	"github.com/hoist-ci/hoist/internal/gitmeta"
 	"github.com/hoist-ci/hoist/internal/layer"
 	"github.com/hoist-ci/hoist/internal/registry"
+	"github.com/hoist-ci/hoist/internal/snapshot"
 	"github.com/hoist-ci/hoist/internal/testrig"
 )
 
@@ -81,6 +82,8 @@ type env struct {
 	client  *registry.Client
 	base    string
 	baseImg v1.Image
+	// snapshot is the RUN snapshot method the build uses (run_test.go).
+	snapshot snapshot.Choice
 }
 
 // tarLayer makes a layer from name → content (a trailing / is a directory).

@@ -1,17 +1,23 @@
 package buildpush
 
 import (
-	"fmt"
-	"strings"
+	"github.com/hoist-ci/hoist/internal/sandbox"
 )
 
-// hostPlatform is the platform RUN commands execute natively.
-func hostPlatform() string { return "linux/" + hostArch() }
-
-// checkEmulation refuses a RUN for a platform this host cannot execute.
-func checkEmulation(root, platform string) error {
-	if platform == "" || strings.HasPrefix(platform+"/", hostPlatform()+"/") {
-		return nil
+// checkEmulation refuses a RUN for a platform this host cannot execute
+// (no binfmt_misc emulator registered for it) and says how a foreign
+// one runs.
+func (b *builder) checkEmulation(root, platform string) error {
+	p, err := sandbox.ParsePlatform(platform)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("RUN for %s needs an emulator on this %s host", platform, hostPlatform())
+	how, err := sandbox.CheckEmulation(root, p)
+	if err != nil {
+		return err
+	}
+	if how != "native" {
+		b.o.Log.Info("RUN through an emulator", "platform", platform, "how", how)
+	}
+	return nil
 }

@@ -16,10 +16,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/hoist-ci/hoist/internal/dockerfile"
 	"github.com/hoist-ci/hoist/internal/layer"
@@ -54,7 +56,7 @@ func (b *builder) run(ctx context.Context, st *dockerfile.State, out *stageOut, 
 	if err := b.materialize(ctx, out); err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
-	if err := checkEmulation(out.fs.root, r.Platform); err != nil {
+	if err := b.checkEmulation(out.fs.root, r.Platform); err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
 	if err := findProgram(out.fs.root, r); err != nil {
@@ -86,7 +88,8 @@ func (b *builder) run(ctx context.Context, st *dockerfile.State, out *stageOut, 
 	if err := makeWorkdir(sess.Dir(), r.Dir, user); err != nil {
 		return fmt.Errorf("%s: WORKDIR %s: %w", where, r.Dir, err)
 	}
-	pl := &placement{root: sess.Dir()}
+	_, keeps := sess.(snapshot.KeepsExcluded)
+	pl := &placement{root: sess.Dir(), keepsExcluded: keeps}
 	extraEnv, err := b.placeMounts(ctx, pl, r, user)
 	if err == nil {
 		err = pl.scripts(r.Scripts)
@@ -152,11 +155,20 @@ func (b *builder) run(ctx context.Context, st *dockerfile.State, out *stageOut, 
 	return b.addLayer(st, out, l, r.Instruction)
 }
 
-// addLayer records a layer of the stage.
+// emptyTar is the diff ID of a layer with no entries (two zero blocks):
+// a RUN that changed nothing.
+const emptyTar = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+
+// addLayer records a layer of the stage; an empty one only in the
+// history, as BuildKit does.
 func (b *builder) addLayer(st *dockerfile.State, out *stageOut, l v1.Layer, text string) error {
 	diffID, err := l.DiffID()
 	if err != nil {
 		return fmt.Errorf("reading the layer of %q: %w", text, err)
+	}
+	if diffID.String() == emptyTar {
+		st.AddEmptyHistory(text)
+		return nil
 	}
 	out.layers = append(out.layers, l)
 	st.Config.RootFS.DiffIDs = append(st.Config.RootFS.DiffIDs, diffID)
@@ -344,9 +356,13 @@ func (b *builder) copyFromSingle(ctx context.Context, s *stageFS, src string, o 
 // nothing of it reaches the layer (the targets are excluded from the
 // snapshot, and gone before it).
 type placement struct {
-	root  string
-	steps []func() error // undo steps, run in reverse
-	n     int
+	root string
+	// keepsExcluded: the snapshot session restores the root's own
+	// entries at mount targets (overlayfs, which refuses to rename a
+	// directory of the lower root: removing it there only whites it out).
+	keepsExcluded bool
+	steps         []func() error // undo steps, run in reverse
+	n             int
 }
 
 func (p *placement) undo() error {
@@ -393,7 +409,13 @@ func (p *placement) prepare(target string) (string, error) {
 	if _, err := os.Lstat(host); err == nil {
 		p.n++
 		aside := filepath.Join(parent, fmt.Sprintf(".hoist-aside-%d-%s", p.n, path.Base(rel)))
-		if err := os.Rename(host, aside); err != nil {
+		if err := os.Rename(host, aside); errors.Is(err, syscall.EXDEV) && p.keepsExcluded {
+			if err := os.RemoveAll(host); err != nil {
+				return "", fmt.Errorf("clearing %s for the mount: %w", target, err)
+			}
+			p.steps = append(p.steps, func() error { return os.RemoveAll(host) })
+			return host, nil
+		} else if err != nil {
 			return "", fmt.Errorf("setting %s aside: %w", target, err)
 		}
 		p.steps = append(p.steps, func() error {
@@ -536,6 +558,20 @@ func (b *builder) placeCache(p *placement, m dockerfile.Mount, user runUser) err
 	host, err := p.prepare(m.Target)
 	if err != nil {
 		return err
+	}
+	// A bind mount where mounts are permitted (the sandbox's mount
+	// namespace inherits it), else a move, else a copy.
+	if err := os.Mkdir(host, 0o755); err == nil {
+		if err := unix.Mount(dir, host, "", unix.MS_BIND|unix.MS_REC, ""); err == nil {
+			p.steps = append(p.steps, func() error {
+				if err := unix.Unmount(host, unix.MNT_DETACH); err != nil {
+					return fmt.Errorf("unmounting the cache %s: %w", m.ID, err)
+				}
+				return nil
+			})
+			return nil
+		}
+		_ = os.Remove(host)
 	}
 	if err := os.Rename(dir, host); err == nil {
 		p.steps = append(p.steps, func() error {
@@ -683,9 +719,14 @@ func (b *builder) snapshotMethod(ctx context.Context) (snapshot.Method, error) {
 			scratch = os.TempDir()
 		}
 		var note string
-		b.snap, note = snapshot.Detect(ctx, scratch)
-		b.o.Log.Info("RUN snapshots", "method", b.snap.Name(), "note", note)
+		b.snap, note, b.snapErr = snapshot.Select(ctx, b.o.Snapshot, scratch)
+		if b.snapErr == nil {
+			b.o.Log.Info("RUN snapshots", "method", b.snap.Name(), "note", note)
+		}
 	})
+	if b.snapErr != nil {
+		return nil, fmt.Errorf("snapshot-method %s: %w", b.o.Snapshot, b.snapErr)
+	}
 	return b.snap, nil
 }
 

@@ -14,8 +14,24 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hoist-ci/hoist/internal/snapshot"
 	"github.com/hoist-ci/hoist/internal/testrig"
 )
+
+// eachMethod runs a test with each snapshot method this host can use
+// (as root here: both).
+func eachMethod(t *testing.T, test func(t *testing.T, e *env)) {
+	for _, m := range []snapshot.Choice{snapshot.ChooseOverlay, snapshot.ChooseIndex} {
+		t.Run(string(m), func(t *testing.T) {
+			if m == snapshot.ChooseOverlay && os.Geteuid() != 0 {
+				t.Skip("overlayfs needs root here; the index method is tested")
+			}
+			e := runEnv(t)
+			e.snapshot = m
+			test(t, e)
+		})
+	}
+}
 
 // runEnv is newEnv with a base that can run commands: Debian's static
 // busybox with its applets, users root, app (1000, in group staff) and
@@ -41,6 +57,7 @@ func (e *env) runOpts(t *testing.T, dir string, out *bytes.Buffer, tags ...strin
 	o.Output = out
 	o.BuildArgs = map[string]string{"BASE": e.base}
 	o.TempDir = t.TempDir()
+	o.Snapshot = e.snapshot
 	return o
 }
 
@@ -81,8 +98,8 @@ func fileOf(t *testing.T, img v1.Image, p string) (fileInfo, bool) {
 }
 
 func TestRunSemantics(t *testing.T) {
-	e := runEnv(t)
-	df := `ARG BASE
+	eachMethod(t, func(t *testing.T, e *env) {
+		df := `ARG BASE
 FROM ${BASE}
 ARG GREETING=hello
 ARG OVERRIDE=from-arg
@@ -110,26 +127,27 @@ RUN id > /tmp/id.txt && echo "$HOME" >> /tmp/id.txt
 USER 1000:0
 RUN id -G > /tmp/groups.txt
 `
-	res, out, err := build(t, e, map[string]string{"Dockerfile": df}, func(o *Options) { o.BuildArgs["GREETING"] = "hi" })
-	require.NoError(t, err, out)
-	img := pull(t, res.Tags[0])
-	f, ok := fileOf(t, img, "work/dir/out.txt")
-	require.True(t, ok)
-	require.Equal(t, "hi from-env /work/dir\nexec-form\nshell: /bin/sh\nheredoc-line-1\nheredoc-line-2\nshebang /root\n", f.Content)
-	a, _ := fileOf(t, img, "work/dir/a.txt")
-	b, _ := fileOf(t, img, "work/dir/b.txt")
-	require.Equal(t, "literal $GREETING\n", a.Content)
-	require.Equal(t, "expanded hi\n", b.Content)
-	id, _ := fileOf(t, img, "tmp/id.txt")
-	require.Equal(t, "uid=1000(app) gid=1000(app) groups=50(staff),1000(app)\n/home/app\n", id.Content)
-	groups, _ := fileOf(t, img, "tmp/groups.txt")
-	require.Equal(t, "0\n", groups.Content, "an explicit group is the only one")
-	cf, err := img.ConfigFile()
-	require.NoError(t, err)
-	require.NotContains(t, strings.Join(cf.Config.Env, " "), "GREETING", "ARGs are not persisted")
-	require.Contains(t, cf.History[len(cf.History)-1].CreatedBy, "RUN |2 GREETING=hi OVERRIDE=from-arg /bin/sh -ec id -G")
-	_, ok = fileOf(t, img, ".hoist-pipes/EOF")
-	require.False(t, ok, "heredoc scripts never reach a layer")
+		res, out, err := build(t, e, map[string]string{"Dockerfile": df}, func(o *Options) { o.BuildArgs["GREETING"] = "hi" })
+		require.NoError(t, err, out)
+		img := pull(t, res.Tags[0])
+		f, ok := fileOf(t, img, "work/dir/out.txt")
+		require.True(t, ok)
+		require.Equal(t, "hi from-env /work/dir\nexec-form\nshell: /bin/sh\nheredoc-line-1\nheredoc-line-2\nshebang /root\n", f.Content)
+		a, _ := fileOf(t, img, "work/dir/a.txt")
+		b, _ := fileOf(t, img, "work/dir/b.txt")
+		require.Equal(t, "literal $GREETING\n", a.Content)
+		require.Equal(t, "expanded hi\n", b.Content)
+		id, _ := fileOf(t, img, "tmp/id.txt")
+		require.Equal(t, "uid=1000(app) gid=1000(app) groups=50(staff),1000(app)\n/home/app\n", id.Content)
+		groups, _ := fileOf(t, img, "tmp/groups.txt")
+		require.Equal(t, "0\n", groups.Content, "an explicit group is the only one")
+		cf, err := img.ConfigFile()
+		require.NoError(t, err)
+		require.NotContains(t, strings.Join(cf.Config.Env, " "), "GREETING", "ARGs are not persisted")
+		require.Contains(t, cf.History[len(cf.History)-1].CreatedBy, "RUN |2 GREETING=hi OVERRIDE=from-arg /bin/sh -ec id -G")
+		_, ok = fileOf(t, img, ".hoist-pipes/EOF")
+		require.False(t, ok, "heredoc scripts never reach a layer")
+	})
 }
 
 func TestRunFailureNamesLineCommandAndOutput(t *testing.T) {
@@ -141,32 +159,33 @@ func TestRunFailureNamesLineCommandAndOutput(t *testing.T) {
 }
 
 func TestRunLayerHoldsWhatChanged(t *testing.T) {
-	e := runEnv(t)
-	df := `ARG BASE
+	eachMethod(t, func(t *testing.T, e *env) {
+		df := `ARG BASE
 FROM ${BASE}
 RUN mkdir -p /data/keep /data/gone /data/swap && echo k > /data/keep/f && echo g > /data/gone/f && echo s > /data/swap/old
 COPY ctx.txt /data/
 RUN rm -rf /data/gone && rm -rf /data/swap && mkdir /data/swap && echo n > /data/swap/new && cat /data/ctx.txt > /data/seen && ln /data/seen /data/hard && ln -s seen /data/soft && chmod 4755 /data/seen && chown 1000:50 /data/keep/f
 `
-	res, out, err := build(t, e, map[string]string{"Dockerfile": df, "ctx.txt": "from context\n"}, nil)
-	require.NoError(t, err, out)
-	img := pull(t, res.Tags[0])
-	layers, err := img.Layers()
-	require.NoError(t, err)
-	base, err := e.baseImg.Layers()
-	require.NoError(t, err)
-	last := layerFiles(t, img, len(layers)-1)
-	require.Contains(t, last, "data/.wh.gone")
-	require.Contains(t, last, "data/swap/.wh..wh..opq")
-	require.Equal(t, "n\n", last["data/swap/new"].Content)
-	// seen and hard are one file: the first in the tar holds the content.
-	require.Equal(t, "from context\n", last["data/hard"].Content, "the RUN saw the COPY before it")
-	require.Equal(t, "data/hard", last["data/seen"].Link)
-	require.Equal(t, "seen", last["data/soft"].Link)
-	require.Equal(t, int64(0o4755), last["data/hard"].Mode&0o7777)
-	require.Equal(t, [2]int{1000, 50}, ids(last["data/keep/f"]))
-	require.NotContains(t, last, "bin/busybox", "unchanged base files are not in the layer")
-	require.Len(t, layers, len(base)+3)
+		res, out, err := build(t, e, map[string]string{"Dockerfile": df, "ctx.txt": "from context\n"}, nil)
+		require.NoError(t, err, out)
+		img := pull(t, res.Tags[0])
+		layers, err := img.Layers()
+		require.NoError(t, err)
+		base, err := e.baseImg.Layers()
+		require.NoError(t, err)
+		last := layerFiles(t, img, len(layers)-1)
+		require.Contains(t, last, "data/.wh.gone")
+		require.Contains(t, last, "data/swap/.wh..wh..opq")
+		require.Equal(t, "n\n", last["data/swap/new"].Content)
+		// seen and hard are one file: the first in the tar holds the content.
+		require.Equal(t, "from context\n", last["data/hard"].Content, "the RUN saw the COPY before it")
+		require.Equal(t, "data/hard", last["data/seen"].Link)
+		require.Equal(t, "seen", last["data/soft"].Link)
+		require.Equal(t, int64(0o4755), last["data/hard"].Mode&0o7777)
+		require.Equal(t, [2]int{1000, 50}, ids(last["data/keep/f"]))
+		require.NotContains(t, last, "bin/busybox", "unchanged base files are not in the layer")
+		require.Len(t, layers, len(base)+3)
+	})
 }
 
 func TestRunCacheHitNeverUnpacksTheBase(t *testing.T) {
@@ -214,10 +233,10 @@ func TestRunCacheHitNeverUnpacksTheBase(t *testing.T) {
 }
 
 func TestRunMounts(t *testing.T) {
-	e := runEnv(t)
-	const canary = "canary-secret-3f9b1c"
-	cacheDir := t.TempDir()
-	df := `ARG BASE
+	eachMethod(t, func(t *testing.T, e *env) {
+		const canary = "canary-secret-3f9b1c"
+		cacheDir := t.TempDir()
+		df := `ARG BASE
 FROM ${BASE} AS tools
 RUN mkdir -p /opt/tool && echo tool-v1 > /opt/tool/version
 
@@ -229,59 +248,76 @@ RUN --mount=type=bind,source=src,target=/src cat /src/input.txt > /from-context
 RUN --mount=type=bind,from=tools,source=/opt/tool,target=/tool cat /tool/version > /from-stage
 RUN --mount=type=tmpfs,target=/scratch sh -c 'echo x > /scratch/x && ls /scratch > /tmpfs-seen'
 `
-	files := map[string]string{"Dockerfile": df, "src/input.txt": "context input\n"}
-	opts := func(o *Options) {
-		o.CacheDir = cacheDir
-		o.Secrets = map[string][]byte{"token": []byte(canary)}
-	}
-	var logs bytes.Buffer
-	res, out, err := build(t, e, files, func(o *Options) {
-		opts(o)
-		o.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	})
-	require.NoError(t, err, out)
-	img := pull(t, res.Tags[0])
-	for p, want := range map[string]string{"runs": "1\n", "secret-check": "20\n400:0\n20\n", "from-context": "context input\n", "from-stage": "tool-v1\n", "tmpfs-seen": "x\n"} {
-		f, ok := fileOf(t, img, p)
-		require.True(t, ok, p)
-		require.Equal(t, want, f.Content, p)
-	}
-	for _, p := range []string{"var/cache/app/n", "run/secrets/token", "src/input.txt", "tool/version", "scratch/x"} {
-		_, ok := fileOf(t, img, p)
-		require.False(t, ok, "%s is a mount: it never reaches a layer", p)
-	}
-	// Nothing of the secret anywhere: layers, config, log, output.
-	layers, err := img.Layers()
-	require.NoError(t, err)
-	for i := range layers {
-		for n, f := range layerFiles(t, img, i) {
-			require.NotContains(t, f.Content, canary, n)
+		files := map[string]string{"Dockerfile": df, "src/input.txt": "context input\n"}
+		opts := func(o *Options) {
+			o.CacheDir = cacheDir
+			o.Secrets = map[string][]byte{"token": []byte(canary)}
 		}
-	}
-	raw, err := img.RawConfigFile()
-	require.NoError(t, err)
-	require.NotContains(t, string(raw), canary)
-	require.NotContains(t, logs.String(), canary)
-	require.NotContains(t, out, canary)
+		var logs bytes.Buffer
+		res, out, err := build(t, e, files, func(o *Options) {
+			opts(o)
+			o.Log = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		})
+		require.NoError(t, err, out)
+		img := pull(t, res.Tags[0])
+		for p, want := range map[string]string{"runs": "1\n", "secret-check": "20\n400:0\n20\n", "from-context": "context input\n", "from-stage": "tool-v1\n", "tmpfs-seen": "x\n"} {
+			f, ok := fileOf(t, img, p)
+			require.True(t, ok, p)
+			require.Equal(t, want, f.Content, p)
+		}
+		for _, p := range []string{"var/cache/app/n", "run/secrets/token", "src/input.txt", "tool/version", "scratch/x"} {
+			_, ok := fileOf(t, img, p)
+			require.False(t, ok, "%s is a mount: it never reaches a layer", p)
+		}
+		// Nothing of the secret anywhere: layers, config, log, output.
+		layers, err := img.Layers()
+		require.NoError(t, err)
+		for i := range layers {
+			for n, f := range layerFiles(t, img, i) {
+				require.NotContains(t, f.Content, canary, n)
+			}
+		}
+		raw, err := img.RawConfigFile()
+		require.NoError(t, err)
+		require.NotContains(t, string(raw), canary)
+		require.NotContains(t, logs.String(), canary)
+		require.NotContains(t, out, canary)
 
-	// The cache persisted: a second build counts 2.
-	res, out, err = build(t, e, files, opts)
-	require.NoError(t, err, out)
-	f, _ := fileOf(t, pull(t, res.Tags[0]), "runs")
-	require.Equal(t, "2\n", f.Content)
+		// The cache persisted: a second build counts 2.
+		res, out, err = build(t, e, files, opts)
+		require.NoError(t, err, out)
+		f, _ := fileOf(t, pull(t, res.Tags[0]), "runs")
+		require.Equal(t, "2\n", f.Content)
 
-	// A failing RUN that prints the secret: masked in the output and the error.
-	files["Dockerfile"] = "ARG BASE\nFROM ${BASE}\nRUN --mount=type=secret,id=token cat /run/secrets/token; echo; exit 1\n"
-	_, out, err = build(t, e, files, opts)
-	require.Error(t, err)
-	require.NotContains(t, err.Error(), canary)
-	require.NotContains(t, out, canary)
-	require.Contains(t, err.Error(), "***")
+		// A failing RUN that prints the secret: masked in the output and the error.
+		files["Dockerfile"] = "ARG BASE\nFROM ${BASE}\nRUN --mount=type=secret,id=token cat /run/secrets/token; echo; exit 1\n"
+		_, out, err = build(t, e, files, opts)
+		require.Error(t, err)
+		require.NotContains(t, err.Error(), canary)
+		require.NotContains(t, out, canary)
+		require.Contains(t, err.Error(), "***")
 
-	// A required secret that was not given names the input.
-	files["Dockerfile"] = "ARG BASE\nFROM ${BASE}\nRUN --mount=type=secret,id=npmrc,required true\n"
-	_, _, err = build(t, e, files, nil)
-	require.ErrorContains(t, err, "Dockerfile:3: RUN --mount: type=secret,id=npmrc is required and no secret \"npmrc\" was given")
+		// A required secret that was not given names the input.
+		files["Dockerfile"] = "ARG BASE\nFROM ${BASE}\nRUN --mount=type=secret,id=npmrc,required true\n"
+		_, _, err = build(t, e, files, nil)
+		require.ErrorContains(t, err, "Dockerfile:3: RUN --mount: type=secret,id=npmrc is required and no secret \"npmrc\" was given")
+	})
+}
+
+func TestRunThatChangesNothingAddsNoLayer(t *testing.T) {
+	eachMethod(t, func(t *testing.T, e *env) {
+		res, out, err := build(t, e, map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN true\n"}, nil)
+		require.NoError(t, err, out)
+		img := pull(t, res.Tags[0])
+		layers, err := img.Layers()
+		require.NoError(t, err)
+		require.Len(t, layers, 1, "only the base layer")
+		cf, err := img.ConfigFile()
+		require.NoError(t, err)
+		last := cf.History[len(cf.History)-1]
+		require.Equal(t, "RUN /bin/sh -c true", last.CreatedBy)
+		require.True(t, last.EmptyLayer)
+	})
 }
 
 func TestOnbuildTriggersRun(t *testing.T) {
