@@ -511,6 +511,12 @@ func lineOf(loc []parser.Range) int {
 	return loc[0].Start.Line
 }
 
+// AddEmptyHistory records a filesystem instruction that changed nothing
+// (a RUN whose diff is empty): BuildKit keeps no layer for it.
+func (st *State) AddEmptyHistory(text string) {
+	st.Config.History = append(st.Config.History, v1.History{CreatedBy: text, Comment: "hoist build-push", EmptyLayer: true})
+}
+
 // AddLayerHistory records a filesystem instruction in the image history.
 func (st *State) AddLayerHistory(text string) {
 	st.Config.History = append(st.Config.History, v1.History{CreatedBy: text, Comment: "hoist build-push"})
