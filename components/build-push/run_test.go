@@ -5,12 +5,15 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/stretchr/testify/require"
 
@@ -333,4 +336,64 @@ func TestOnbuildTriggersRun(t *testing.T) {
 	cf, err := pull(t, res.Tags[0]).ConfigFile()
 	require.NoError(t, err)
 	require.Empty(t, cf.Config.OnBuild, "triggers are not inherited")
+}
+
+// TestRunForeignPlatform builds linux/amd64 and linux/arm64 in one index:
+// the arm64 stage's RUN executes through the host's binfmt_misc emulator
+// (qemu-user-static, registered by test/rig/install.sh). A platform
+// without one is refused naming it: internal/sandbox's TestCheckEmulation
+// covers every such case on fake binfmt_misc trees.
+func TestRunForeignPlatform(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds probes and runs qemu")
+	}
+	e := newEnv(t)
+	var adds []mutate.IndexAddendum
+	for _, arch := range []string{"amd64", "arm64"} {
+		dir := t.TempDir()
+		build := exec.Command("go", "build", "-o", filepath.Join(dir, "probe"), "../../internal/sandbox/testdata/archprobe")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+		out, err := build.CombinedOutput()
+		require.NoError(t, err, string(out))
+		data, err := os.ReadFile(filepath.Join(dir, "probe"))
+		require.NoError(t, err)
+		img, err := mutate.AppendLayers(empty.Image, tarLayer(t, map[string]string{"probe": string(data), "out/": ""}))
+		require.NoError(t, err)
+		cf, err := img.ConfigFile()
+		require.NoError(t, err)
+		cf = cf.DeepCopy()
+		cf.OS, cf.Architecture = "linux", arch
+		img, err = mutate.ConfigFile(img, cf)
+		require.NoError(t, err)
+		adds = append(adds, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	ref, err := name.ParseReference(e.host+"/base/probe:1", name.Insecure)
+	require.NoError(t, err)
+	require.NoError(t, remote.WriteIndex(ref, mutate.AppendManifests(empty.Index, adds...)))
+	// The probe's file mode: tarLayer writes 0644, so the stage makes it
+	// executable first with a RUN of its own — exec form, no shell.
+	files := map[string]string{"Dockerfile": "FROM " + e.host + "/base/probe:1\nCOPY --chmod=0755 --from=" + e.host + "/base/probe:1 /probe /probe\nRUN [\"/probe\", \"/out/arch\"]\n"}
+
+	res, out, err := build(t, e, files, func(o *Options) { o.Platforms = []string{"linux/amd64", "linux/arm64"} })
+	require.NoError(t, err, "qemu-aarch64 must be registered with binfmt_misc (test/rig/install.sh does it)\n%s", out)
+	idx, err := remote.Index(mustRef(t, res.Tags[0]))
+	require.NoError(t, err)
+	im, err := idx.IndexManifest()
+	require.NoError(t, err)
+	require.Len(t, im.Manifests, 2)
+	for _, d := range im.Manifests {
+		img, err := idx.Image(d.Digest)
+		require.NoError(t, err)
+		f, ok := fileOf(t, img, "out/arch")
+		require.True(t, ok)
+		machine := map[string]string{"amd64": "x86_64", "arm64": "aarch64"}[d.Platform.Architecture]
+		require.Equal(t, "goarch="+d.Platform.Architecture+" machine="+machine+"\n", f.Content)
+	}
+}
+
+func mustRef(t *testing.T, s string) name.Reference {
+	t.Helper()
+	r, err := name.ParseReference(s, name.Insecure)
+	require.NoError(t, err)
+	return r
 }
