@@ -153,6 +153,21 @@ RUN id -G > /tmp/groups.txt
 	})
 }
 
+func TestRunNetworkNone(t *testing.T) {
+	e := runEnv(t)
+	df := "ARG BASE\nFROM ${BASE}\nRUN --network=none ls /sys/class/net > /none\nRUN ls /sys/class/net > /default\n"
+	res, out, err := build(t, e, map[string]string{"Dockerfile": df}, func(o *Options) { o.Isolation = "namespaces" })
+	require.NoError(t, err, out)
+	img := pull(t, res.Tags[0])
+	none, _ := fileOf(t, img, "none")
+	require.Equal(t, "lo\n", none.Content, "RUN --network=none has only a loopback interface")
+	def, _ := fileOf(t, img, "default")
+	require.NotEqual(t, "lo\n", def.Content, "the default network is the host's")
+
+	_, _, err = build(t, e, map[string]string{"Dockerfile": df}, func(o *Options) { o.Isolation = "chroot" })
+	require.ErrorContains(t, err, "network none needs a network namespace")
+}
+
 func TestRunFailureNamesLineCommandAndOutput(t *testing.T) {
 	e := runEnv(t)
 	_, _, err := build(t, e, map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN echo one && echo two >&2 && exit 3\n"}, nil)
@@ -203,6 +218,7 @@ func TestRunCacheHitNeverUnpacksTheBase(t *testing.T) {
 	e.rec.reset()
 	second, out, err := build(t, e, files, withCache)
 	require.NoError(t, err, out)
+	uploads := e.rec.uploadedDigests()
 	require.Equal(t, 0, second.LayersBuilt)
 	require.Equal(t, 3, second.CacheHits)
 	require.Zero(t, second.BaseReads)
@@ -223,6 +239,7 @@ func TestRunCacheHitNeverUnpacksTheBase(t *testing.T) {
 		da, _ := la[i].Digest()
 		db, _ := lb[i].Digest()
 		require.Equal(t, da, db)
+		require.NotContains(t, uploads, db.String(), "0 layer bytes moved: every layer is mounted or already there")
 	}
 
 	// A build arg the RUN sees changes its key; one it does not see
