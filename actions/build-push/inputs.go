@@ -42,7 +42,7 @@ func options(j *ci.Job) (buildpush.Options, error) {
 	o.RequestPrefix = j.RequestTagPrefix()
 	var err error
 	bools := map[string]*bool{}
-	for _, n := range []string{"push", "no-push", "cache", "insecure", "insecure-pull", "skip-tls-verify", "skip-tls-verify-pull"} {
+	for _, n := range []string{"push", "no-push", "cache", "cache-run-layers", "insecure", "insecure-pull", "skip-tls-verify", "skip-tls-verify-pull"} {
 		v, err := j.Bool(n)
 		if err != nil {
 			return o, err
@@ -51,6 +51,7 @@ func options(j *ci.Job) (buildpush.Options, error) {
 	}
 	o.Push = *bools["push"] && !*bools["no-push"]
 	o.Cache = *bools["cache"]
+	o.NoRunCache = !*bools["cache-run-layers"]
 	if ttl := j.String("cache-ttl"); ttl != "" {
 		if o.CacheTTL, err = time.ParseDuration(ttl); err != nil {
 			return o, &ci.UsageError{Err: fmt.Errorf("input \"cache-ttl\": %q is not a duration; write 24h or 336h", ttl)}
@@ -89,7 +90,7 @@ func options(j *ci.Job) (buildpush.Options, error) {
 	if err := reproducible(j, &o); err != nil {
 		return o, err
 	}
-	for _, n := range []string{"snapshot-mode", "single-snapshot", "cleanup"} {
+	for _, n := range []string{"snapshot-mode", "single-snapshot", "cleanup", "use-new-run", "cache-copy-layers"} {
 		if j.Source(n) != "" && j.Source(n) != "default" {
 			j.Log.Debug("accepted for kaniko compatibility, no effect", "input", n)
 		}

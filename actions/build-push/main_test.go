@@ -69,7 +69,7 @@ func TestIssueCLIForms(t *testing.T) {
 	forms := map[string][]string{
 		"hoist": {"--context", dir, "--file", filepath.Join(dir, "Dockerfile"), "--tags", reg.Host + "/app:v1", "--insecure-registries", reg.Host, "--build-args", "BASE=" + base},
 		"kaniko": {"--context", "dir://" + dir, "--dockerfile", filepath.Join(dir, "Dockerfile"), "--destination", reg.Host + "/app:v2", "--insecure", "--skip-tls-verify-pull",
-			"--build-arg", "BASE=" + base, "--cache=true", "--cache-ttl", "24h", "--snapshot-mode", "redo", "--single-snapshot", "--cleanup", "--verbosity", "info", "--push-retry", "2",
+			"--build-arg", "BASE=" + base, "--cache=true", "--cache-ttl", "24h", "--snapshot-mode", "redo", "--single-snapshot", "--cleanup", "--use-new-run", "--cache-run-layers=true", "--cache-copy-layers", "--verbosity", "info", "--push-retry", "2",
 			"--digest-file", filepath.Join(dir, "digest"), "--image-name-with-digest-file", filepath.Join(dir, "names")},
 	}
 	digests := map[string]string{}

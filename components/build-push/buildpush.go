@@ -76,6 +76,9 @@ type Options struct {
 	Cache     bool
 	CacheRepo string
 	CacheTTL  time.Duration
+	// NoRunCache keeps RUN layers out of the cache (kaniko's
+	// --cache-run-layers=false).
+	NoRunCache bool
 	// DigestFile and ImageNameWithDigestFile are written after the push.
 	DigestFile              string
 	ImageNameWithDigestFile string

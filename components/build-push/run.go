@@ -44,7 +44,7 @@ func (b *builder) run(ctx context.Context, st *dockerfile.State, out *stageOut, 
 	}
 	key := runKey(out.key, r, network, mounts)
 	out.key = key
-	if b.cache != nil {
+	if b.cache != nil && !b.o.NoRunCache {
 		if l, ok := b.cache.lookup(ctx, key); ok {
 			b.hits++
 			if err := b.keepRoot(ctx, out, l); err != nil {
@@ -149,7 +149,7 @@ func (b *builder) run(ctx context.Context, st *dockerfile.State, out *stageOut, 
 	b.o.Log.Info("RUN done", "line", r.Line, "isolation", string(iso), "snapshot", method.Name(), "elapsed", time.Since(start).Round(time.Millisecond).String(),
 		"scanned", stats.Scanned, "changed", stats.Changed, "deleted", stats.Deleted, "bytes-read", stats.BytesRead)
 	b.built++
-	if b.cache != nil {
+	if b.cache != nil && !b.o.NoRunCache {
 		b.cache.store(key, l)
 	}
 	return b.addLayer(st, out, l, r.Instruction)
