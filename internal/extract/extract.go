@@ -31,6 +31,8 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/pgzip"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,7 +67,7 @@ type Stats struct {
 func Layers(ctx context.Context, root string, layers []v1.Layer, o Options) (Stats, error) {
 	var total Stats
 	for i, l := range layers {
-		rc, err := l.Uncompressed()
+		rc, err := uncompressed(l)
 		if err != nil {
 			return total, fmt.Errorf("layer %d: %w", i+1, err)
 		}
@@ -82,6 +84,40 @@ func Layers(ctx context.Context, root string, layers []v1.Layer, o Options) (Sta
 	return total, nil
 }
 
+// uncompressed opens a layer's tar stream. A gzip layer is decompressed
+// by pgzip, which inflates blocks ahead in goroutines of its own while
+// the extractor writes files: on a 2-core runner that hides most of the
+// decompression behind the file system's work.
+func uncompressed(l v1.Layer) (io.ReadCloser, error) {
+	mt, err := l.MediaType()
+	if err != nil || (mt != types.DockerLayer && mt != types.OCILayer && mt != types.DockerForeignLayer && mt != types.OCIRestrictedLayer) {
+		return l.Uncompressed()
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	zr, err := pgzip.NewReaderN(rc, 1<<20, 8)
+	if err != nil {
+		rc.Close()
+		return l.Uncompressed()
+	}
+	return &gzipLayer{Reader: zr, raw: rc}, nil
+}
+
+type gzipLayer struct {
+	*pgzip.Reader
+	raw io.Closer
+}
+
+func (g *gzipLayer) Close() error {
+	err := g.Reader.Close()
+	if cerr := g.raw.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
 type extractor struct {
 	ctx     context.Context
 	rootDir string // absolute, symlinks resolved
@@ -96,6 +132,11 @@ type extractor struct {
 	written map[string]bool
 	dirs    []dirTimes // directory times, set when the layer is done
 	warned  map[string]bool
+	// dirs opened by parent, by their unresolved path: a layer's entries
+	// come directory by directory, so each is resolved and opened once.
+	// Any entry that could change how a path resolves (a symlink, a
+	// removal, a replacement) empties it.
+	open map[string]*os.File
 }
 
 type dirTimes struct {
@@ -124,6 +165,7 @@ func Apply(ctx context.Context, root string, r io.Reader, o Options) (Stats, err
 	if x.log == nil {
 		x.log = slog.New(slog.DiscardHandler)
 	}
+	defer x.forget()
 	tr := tar.NewReader(bufio.NewReaderSize(r, 1<<16))
 	for {
 		if err := ctx.Err(); err != nil {
@@ -179,7 +221,15 @@ func (x *extractor) resolveDir(dir string) (string, error) {
 // missing directories, and returns its descriptor and the last component.
 func (x *extractor) parent(name string, create bool) (*os.File, string, string, error) {
 	dir, base := path.Split(name)
-	rdir, err := x.resolveDir(strings.TrimSuffix(dir, "/"))
+	dir = strings.TrimSuffix(dir, "/")
+	if c, ok := x.open[dir]; ok {
+		fd, err := unix.Dup(int(c.Fd()))
+		if err != nil {
+			return nil, "", "", fmt.Errorf("opening %s: %w", dir, err)
+		}
+		return os.NewFile(uintptr(fd), c.Name()), base, path.Join(c.Name(), base), nil
+	}
+	rdir, err := x.resolveDir(dir)
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -192,7 +242,25 @@ func (x *extractor) parent(name string, create bool) (*os.File, string, string, 
 	if err != nil {
 		return nil, "", "", fmt.Errorf("opening %s: %w", rdir, err)
 	}
+	if fd, err := unix.Dup(int(f.Fd())); err == nil {
+		if len(x.open) >= 256 {
+			x.forget()
+		}
+		if x.open == nil {
+			x.open = map[string]*os.File{}
+		}
+		x.open[dir] = os.NewFile(uintptr(fd), rdir)
+	}
 	return f, base, path.Join(rdir, base), nil
+}
+
+// forget closes the directories parent keeps open: the tree's shape
+// may have changed.
+func (x *extractor) forget() {
+	for _, f := range x.open {
+		f.Close()
+	}
+	x.open = nil
 }
 
 func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
@@ -204,9 +272,11 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return nil // the root itself: keep the host-chosen root
 	case base == opaqueMarker:
 		x.stats.Whiteouts++
+		x.forget()
 		return x.opaque(dir)
 	case strings.HasPrefix(base, whiteoutPrefix):
 		x.stats.Whiteouts++
+		x.forget()
 		gone := strings.TrimPrefix(base, whiteoutPrefix)
 		if gone == "" || gone == "." || gone == ".." {
 			return fmt.Errorf("invalid whiteout name %q", base)
@@ -226,6 +296,9 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	var existing unix.Stat_t
 	exists := unix.Fstatat(dfd, last, &existing, unix.AT_SYMLINK_NOFOLLOW) == nil
 	isDir := exists && existing.Mode&unix.S_IFMT == unix.S_IFDIR
+	if hdr.Typeflag == tar.TypeSymlink || (exists && !(isDir && hdr.Typeflag == tar.TypeDir)) {
+		x.forget()
+	}
 	if exists && !(isDir && hdr.Typeflag == tar.TypeDir) {
 		if isDir {
 			if err := x.root.RemoveAll(rel); err != nil {
