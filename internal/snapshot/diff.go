@@ -186,14 +186,21 @@ func pathLess(a, b string) bool {
 func isDir(mode uint32) bool { return mode&unix.S_IFMT == unix.S_IFDIR }
 
 func (t *Tree) writeEntry(tw *tar.Writer, c *change, links map[[2]uint64]string, o Options) (int64, error) {
-	m := c.m
-	p := t.root + "/" + c.name
+	return writeEntry(tw, c.name, t.root+"/"+c.name, c.m, links, o, nil)
+}
+
+// writeEntry writes the path at host (named name in the layer, with the
+// metadata m) into the layer: a directory, a symlink, a regular file (a
+// hardlink to the first name of an inode seen before), a device or a
+// fifo, with its extended attributes except those skip names. It
+// returns the bytes of content read.
+func writeEntry(tw *tar.Writer, name, host string, m meta, links map[[2]uint64]string, o Options, skip func(xattr string) bool) (int64, error) {
 	mtime := time.Unix(0, m.mtime).UTC()
 	if o.Epoch != nil && mtime.After(*o.Epoch) {
 		mtime = o.Epoch.UTC()
 	}
 	hdr := &tar.Header{
-		Name: c.name, Mode: int64(m.mode & 0o7777), Uid: int(m.uid), Gid: int(m.gid),
+		Name: name, Mode: int64(m.mode & 0o7777), Uid: int(m.uid), Gid: int(m.gid),
 		ModTime: mtime, Format: tar.FormatPAX,
 	}
 	switch m.mode & unix.S_IFMT {
@@ -212,7 +219,7 @@ func (t *Tree) writeEntry(tw *tar.Writer, c *change, links map[[2]uint64]string,
 			hdr.Typeflag = tar.TypeReg
 			hdr.Size = m.size
 			if m.nlink > 1 {
-				links[key] = c.name
+				links[key] = name
 			}
 		}
 	case unix.S_IFCHR, unix.S_IFBLK:
@@ -227,11 +234,14 @@ func (t *Tree) writeEntry(tw *tar.Writer, c *change, links map[[2]uint64]string,
 		return 0, nil // sockets do not go into layers
 	}
 	if hdr.Typeflag != tar.TypeLink {
-		x, err := xattrs(p)
+		x, err := xattrs(host)
 		if err != nil {
-			return 0, fmt.Errorf("reading the extended attributes of /%s: %w", c.name, err)
+			return 0, fmt.Errorf("reading the extended attributes of /%s: %w", name, err)
 		}
 		for k, v := range x {
+			if skip != nil && skip(k) {
+				continue
+			}
 			if hdr.PAXRecords == nil {
 				hdr.PAXRecords = map[string]string{}
 			}
@@ -239,23 +249,23 @@ func (t *Tree) writeEntry(tw *tar.Writer, c *change, links map[[2]uint64]string,
 		}
 	}
 	if err := tw.WriteHeader(hdr); err != nil {
-		return 0, fmt.Errorf("writing /%s: %w", c.name, err)
+		return 0, fmt.Errorf("writing /%s: %w", name, err)
 	}
 	if hdr.Typeflag != tar.TypeReg || hdr.Size == 0 {
 		return 0, nil
 	}
-	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(host, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return 0, fmt.Errorf("reading /%s: %w", c.name, err)
+		return 0, fmt.Errorf("reading /%s: %w", name, err)
 	}
-	f := os.NewFile(uintptr(fd), p)
+	f := os.NewFile(uintptr(fd), host)
 	defer f.Close()
 	n, err := io.CopyN(tw, f, hdr.Size)
 	if errors.Is(err, io.EOF) {
-		return n, fmt.Errorf("/%s shrank while the layer was written (%d of %d bytes)", c.name, n, hdr.Size)
+		return n, fmt.Errorf("/%s shrank while the layer was written (%d of %d bytes)", name, n, hdr.Size)
 	}
 	if err != nil {
-		return n, fmt.Errorf("reading /%s: %w", c.name, err)
+		return n, fmt.Errorf("reading /%s: %w", name, err)
 	}
 	return n, nil
 }
