@@ -96,6 +96,48 @@ func TestIssueCLIForms(t *testing.T) {
 	require.Equal(t, reg.Host+"/app@"+digests["kaniko"]+"\n", string(data))
 }
 
+// surface is one way the tool is run: the CLI, a GitHub action, a GitLab
+// job. In env, OUT and SUM become files of the work directory and DIR
+// the directory itself.
+type surface struct {
+	name string
+	env  map[string]string
+	args []string
+}
+
+// runSurface runs the tool as s and returns its exit code and everything
+// it printed or wrote (outputs, summary, dotenv), without the
+// ::add-mask:: commands, which register values with the runner and are
+// never shown.
+func runSurface(t *testing.T, s surface) (int, string) {
+	t.Helper()
+	work := t.TempDir()
+	env := map[string]string{}
+	for k, v := range s.env {
+		switch v {
+		case "OUT", "SUM":
+			v = filepath.Join(work, v)
+		case "DIR":
+			v = work
+		}
+		env[k] = v
+	}
+	code, stdout, stderr := invoke(t, work, s.args, env)
+	all := stdout + stderr
+	for _, f := range []string{"OUT", "SUM", "build-push.env"} {
+		if b, err := os.ReadFile(filepath.Join(work, f)); err == nil {
+			all += string(b)
+		}
+	}
+	var kept []string
+	for _, l := range strings.Split(all, "\n") {
+		if !strings.HasPrefix(l, "::add-mask::") {
+			kept = append(kept, l)
+		}
+	}
+	return code, strings.Join(kept, "\n")
+}
+
 // TestRunSecretNeverLeaks builds a RUN that prints its secret, through
 // the real main on every surface: the value is masked in the output and
 // absent from the image; the RUN itself ran (in the sandbox, the test
@@ -109,11 +151,7 @@ func TestRunSecretNeverLeaks(t *testing.T) {
 	require.NoError(t, err)
 	testrig.PushImage(t, base, reg.Host+"/base/busybox:1")
 	dir := appDir(t, "FROM "+reg.Host+"/base/busybox:1\nRUN --mount=type=secret,id=token cat /run/secrets/token && echo && wc -c < /run/secrets/token > /token-length\nRUN --mount=type=secret,id=token,env=TOKEN echo \"token is $TOKEN\"\n")
-	for _, platform := range []struct {
-		name string
-		env  map[string]string
-		args []string
-	}{
+	for _, platform := range []surface{
 		{"cli", map[string]string{"HOIST_TOKEN": canary}, []string{"--context", dir, "--tags", reg.Host + "/app:cli", "--secrets", "token=env:HOIST_TOKEN", "--insecure-registries", reg.Host}},
 		{"github", map[string]string{
 			"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": "OUT", "GITHUB_STEP_SUMMARY": "SUM",
@@ -126,33 +164,8 @@ func TestRunSecretNeverLeaks(t *testing.T) {
 		}, nil},
 	} {
 		t.Run(platform.name, func(t *testing.T) {
-			work := t.TempDir()
-			for k, v := range platform.env {
-				switch v {
-				case "OUT", "SUM":
-					platform.env[k] = filepath.Join(work, v)
-				case "DIR":
-					platform.env[k] = work
-				}
-			}
-			code, stdout, stderr := invoke(t, work, platform.args, platform.env)
-			require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
-			all := stdout + stderr
-			for _, f := range []string{"OUT", "SUM", "build-push.env"} {
-				if b, err := os.ReadFile(filepath.Join(work, f)); err == nil {
-					all += string(b)
-				}
-			}
-			if platform.name == "github" {
-				// ::add-mask:: registers a value with the runner, which never prints it.
-				var kept []string
-				for _, l := range strings.Split(all, "\n") {
-					if !strings.HasPrefix(l, "::add-mask::") {
-						kept = append(kept, l)
-					}
-				}
-				all = strings.Join(kept, "\n")
-			}
+			code, all := runSurface(t, platform)
+			require.Equal(t, 0, code, all)
 			require.NotContains(t, all, canary)
 			require.Contains(t, all, "token is ***")
 			ref, err := name.ParseReference(reg.Host+"/app:"+platform.name, name.Insecure)
@@ -179,11 +192,7 @@ func TestCanaryPasswordNeverLeaks(t *testing.T) {
 	}
 	reg := testrig.Registry(t, testrig.RegistryOptions{Users: map[string]string{"ci": "right-password"}})
 	dir := appDir(t, "FROM scratch\nCOPY static/ /srv/\n")
-	for _, platform := range []struct {
-		name string
-		env  map[string]string
-		args []string
-	}{
+	for _, platform := range []surface{
 		{"cli", map[string]string{}, []string{"--context", dir, "--tags", reg.Host + "/app:v1", "--username", "ci", "--password", canary, "--insecure-registries", reg.Host}},
 		{"github", map[string]string{
 			"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": "OUT", "GITHUB_STEP_SUMMARY": "SUM",
@@ -196,26 +205,8 @@ func TestCanaryPasswordNeverLeaks(t *testing.T) {
 		}, nil},
 	} {
 		t.Run(platform.name, func(t *testing.T) {
-			work := t.TempDir()
-			for k, v := range platform.env {
-				switch v {
-				case "OUT", "SUM":
-					platform.env[k] = filepath.Join(work, v)
-				case "DIR":
-					platform.env[k] = work
-				}
-			}
-			code, stdout, stderr := invoke(t, work, platform.args, platform.env)
-			require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
-			all := stdout + stderr
-			for _, f := range []string{"OUT", "SUM", "build-push.env"} {
-				if b, err := os.ReadFile(filepath.Join(work, f)); err == nil {
-					all += string(b)
-				}
-			}
-			if platform.name == "github" {
-				all = strings.ReplaceAll(all, "::add-mask::"+canary+"\n", "")
-			}
+			code, all := runSurface(t, platform)
+			require.Equal(t, 1, code, all)
 			require.NotContains(t, all, canary)
 			require.Contains(t, all, "401")
 		})
