@@ -60,8 +60,9 @@ func TestChrootInUnprivilegedContainer(t *testing.T) {
 	require.NoError(t, err, string(out))
 	t.Cleanup(func() { _ = exec.Command("docker", "rmi", "-f", tag).Run() })
 
-	run := func(iso string) string {
-		out, err := exec.CommandContext(ctx, "docker", "run", "--rm", "--network", "none", tag, "/runner", iso).CombinedOutput()
+	run := func(iso string, dockerArgs ...string) string {
+		args := append([]string{"run", "--rm", "--network", "none"}, dockerArgs...)
+		out, err := exec.CommandContext(ctx, "docker", append(args, tag, "/runner", iso)...).CombinedOutput()
 		require.NoError(t, err, string(out))
 		return string(out)
 	}
@@ -69,6 +70,13 @@ func TestChrootInUnprivilegedContainer(t *testing.T) {
 	require.Contains(t, got, "isolation=chroot")
 	require.Contains(t, got, "root=[bin usr]", "the command ran in /stage, chrooted")
 	require.NotContains(t, got, "error:")
+
+	// Neither: a container without CAP_SYS_CHROOT. The error names the
+	// missing privilege and the fix.
+	got = run("auto", "--cap-drop", "SYS_CHROOT")
+	require.Contains(t, got, "error: not permitted here: isolation chroot: chroot was refused")
+	require.Contains(t, got, "it needs CAP_SYS_CHROOT")
+	require.Contains(t, got, "namespaces were refused too")
 
 	got = run("namespaces")
 	require.Contains(t, got, "error: not permitted here: isolation namespaces")
