@@ -518,7 +518,7 @@ func (b *builder) placeMounts(ctx context.Context, p *placement, r *dockerfile.R
 				return nil, fmt.Errorf("type=bind,target=%s: %w", m.Target, err)
 			}
 		case dockerfile.MountCache:
-			if err := b.placeCache(p, m, user); err != nil {
+			if err := b.placeCache(ctx, p, m, user); err != nil {
 				return nil, fmt.Errorf("type=cache,target=%s: %w", m.Target, err)
 			}
 		}
@@ -529,12 +529,18 @@ func (b *builder) placeMounts(ctx context.Context, p *placement, r *dockerfile.R
 // placeCache moves a persisted cache directory (cache-dir/<id>) to the
 // target for the command and back after it; across file systems it is
 // copied.
-func (b *builder) placeCache(p *placement, m dockerfile.Mount, user runUser) error {
+func (b *builder) placeCache(ctx context.Context, p *placement, m dockerfile.Mount, user runUser) error {
 	dir, err := b.cacheMountDir(m.ID)
 	if err != nil {
 		return err
 	}
-	created := false
+	// One RUN at a time holds a cache (another build sharing cache-dir
+	// waits): it is moved, not shared, so every sharing mode is "locked".
+	unlock, err := lockCache(ctx, dir+".lock")
+	if err != nil {
+		return err
+	}
+	p.steps = append(p.steps, func() error { unlock(); return nil })
 	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
 		mode := os.FileMode(0o755)
 		if m.Mode != nil {
@@ -543,7 +549,6 @@ func (b *builder) placeCache(p *placement, m dockerfile.Mount, user runUser) err
 		if err := os.MkdirAll(dir, mode); err != nil {
 			return fmt.Errorf("creating the cache directory: %w", err)
 		}
-		created = true
 		uid, gid := 0, 0
 		if m.UID != nil {
 			uid = *m.UID
@@ -554,7 +559,6 @@ func (b *builder) placeCache(p *placement, m dockerfile.Mount, user runUser) err
 		_ = os.Chown(dir, uid, gid)
 		_ = os.Chmod(dir, mode)
 	}
-	_ = created
 	host, err := p.prepare(m.Target)
 	if err != nil {
 		return err
@@ -598,6 +602,31 @@ func (b *builder) placeCache(p *placement, m dockerfile.Mount, user runUser) err
 		return os.Rename(tmp, dir)
 	})
 	return nil
+}
+
+// lockCache takes the lock file of a cache directory, waiting (as long as
+// ctx lets it) for another build that holds it.
+func lockCache(ctx context.Context, path string) (func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("locking the cache: %w", err)
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking the cache: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for the cache another build holds: %w", ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // cacheMountDir is where a cache mount's contents persist between builds.

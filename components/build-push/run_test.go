@@ -3,10 +3,12 @@ package buildpush
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -338,6 +340,41 @@ func TestRunThatChangesNothingAddsNoLayer(t *testing.T) {
 		require.Equal(t, "RUN /bin/sh -c true", last.CreatedBy)
 		require.True(t, last.EmptyLayer)
 	})
+}
+
+// TestRunCacheMountSharedByConcurrentBuilds: two builds at once with one
+// cache-dir take turns with the cache; both increments land.
+func TestRunCacheMountSharedByConcurrentBuilds(t *testing.T) {
+	e := runEnv(t)
+	cacheDir := t.TempDir()
+	df := "ARG BASE\nFROM ${BASE}\nARG N\nRUN --mount=type=cache,target=/c sh -c 'n=$(cat /c/n 2>/dev/null || echo 0); sleep 0.3; echo $((n+1)) > /c/n'\n"
+	errs := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			_, out, err := build(t, e, map[string]string{"Dockerfile": df}, func(o *Options) {
+				o.CacheDir = cacheDir
+				o.BuildArgs["N"] = strconv.Itoa(i)
+				o.Tags = []string{e.host + "/app:concurrent-" + strconv.Itoa(i)}
+			})
+			if err != nil {
+				err = fmt.Errorf("%w\n%s", err, out)
+			}
+			errs <- err
+		}()
+	}
+	require.NoError(t, <-errs)
+	require.NoError(t, <-errs)
+	var n string
+	entries, err := os.ReadDir(cacheDir)
+	require.NoError(t, err)
+	for _, d := range entries {
+		if d.IsDir() {
+			data, err := os.ReadFile(filepath.Join(cacheDir, d.Name(), "n"))
+			require.NoError(t, err)
+			n = string(data)
+		}
+	}
+	require.Equal(t, "2\n", n)
 }
 
 func TestOnbuildTriggersRun(t *testing.T) {
