@@ -101,7 +101,7 @@ func (b *builder) run(ctx context.Context, st *dockerfile.State, out *stageOut, 
 	env = append(env, extraEnv...)
 	b.o.Log.Info("RUN", "line", r.Line, "command", b.masked(strings.Join(r.Args, " ")))
 	start := time.Now()
-	output := newMaskWriter(b.output(), b.secretValues())
+	output := newMaskWriter(b.output(), b.secretValues(), fmt.Sprintf("#%d | ", r.Line))
 	iso, err := sandbox.Run(ctx, sandbox.Command{
 		Root:    sess.Dir(),
 		Args:    r.Args,
@@ -789,16 +789,19 @@ func (b *builder) masked(s string) string {
 }
 
 // maskWriter passes output through line by line with secret values
-// replaced by ***.
+// replaced by *** and a prefix (the Dockerfile line) before each line:
+// a command's output then never starts a line with "::", so it cannot
+// issue GitHub workflow commands (::add-mask::, ::stop-commands::).
 type maskWriter struct {
 	mu      sync.Mutex
 	w       io.Writer
 	secrets [][]byte
+	prefix  []byte
 	buf     []byte
 }
 
-func newMaskWriter(w io.Writer, secrets [][]byte) *maskWriter {
-	return &maskWriter{w: w, secrets: secrets}
+func newMaskWriter(w io.Writer, secrets [][]byte, prefix string) *maskWriter {
+	return &maskWriter{w: w, secrets: secrets, prefix: []byte(prefix)}
 }
 
 func (m *maskWriter) Write(p []byte) (int, error) {
@@ -830,7 +833,7 @@ func (m *maskWriter) mask(line []byte) []byte {
 	for _, s := range m.secrets {
 		line = bytes.ReplaceAll(line, s, []byte("***"))
 	}
-	return line
+	return append(append([]byte(nil), m.prefix...), line...)
 }
 
 // Flush writes a last partial line.

@@ -170,6 +170,19 @@ func TestRunNetworkNone(t *testing.T) {
 	require.ErrorContains(t, err, "network none needs a network namespace")
 }
 
+// TestRunOutputCannotIssueWorkflowCommands: every output line is
+// prefixed, so a command printing ::add-mask:: or ::set-output:: issues
+// nothing on a GitHub runner.
+func TestRunOutputCannotIssueWorkflowCommands(t *testing.T) {
+	e := runEnv(t)
+	_, out, err := build(t, e, map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN echo '::stop-commands::x' && echo '::error::forged'\n"}, nil)
+	require.NoError(t, err, out)
+	require.Contains(t, out, "#3 | ::stop-commands::x\n#3 | ::error::forged\n")
+	for _, l := range strings.Split(out, "\n") {
+		require.False(t, strings.HasPrefix(l, "::"), l)
+	}
+}
+
 func TestRunFailureNamesLineCommandAndOutput(t *testing.T) {
 	e := runEnv(t)
 	_, _, err := build(t, e, map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN echo one && echo two >&2 && exit 3\n"}, nil)
