@@ -155,6 +155,26 @@ RUN id -G > /tmp/groups.txt
 	})
 }
 
+// TestRunChrooted: isolation chroot (what an unprivileged container
+// permits) still gives /dev/null; the nodes made for it stay out of the
+// layer.
+func TestRunChrooted(t *testing.T) {
+	eachMethod(t, func(t *testing.T, e *env) {
+		df := "ARG BASE\nFROM ${BASE}\nRUN echo hidden > /dev/null && ls /dev > /devs && cat /dev/zero | head -c 3 | wc -c >> /devs\n"
+		res, out, err := build(t, e, map[string]string{"Dockerfile": df}, func(o *Options) { o.Isolation = "chroot" })
+		require.NoError(t, err, out)
+		img := pull(t, res.Tags[0])
+		devs, ok := fileOf(t, img, "devs")
+		require.True(t, ok)
+		require.Equal(t, "full\nnull\nrandom\ntty\nurandom\nzero\n3\n", devs.Content)
+		layers, err := img.Layers()
+		require.NoError(t, err)
+		for n := range layerFiles(t, img, len(layers)-1) {
+			require.False(t, n == "dev/" || strings.HasPrefix(n, "dev/"), "%s: the nodes made for the command are not in the layer", n)
+		}
+	})
+}
+
 func TestRunNetworkNone(t *testing.T) {
 	e := runEnv(t)
 	df := "ARG BASE\nFROM ${BASE}\nRUN --network=none ls /sys/class/net > /none\nRUN ls /sys/class/net > /default\n"

@@ -68,7 +68,7 @@ func TestChrootInUnprivilegedContainer(t *testing.T) {
 	}
 	got := run("auto")
 	require.Contains(t, got, "isolation=chroot")
-	require.Contains(t, got, "root=[bin usr]", "the command ran in /stage, chrooted")
+	require.Contains(t, got, "root=[bin dev usr]", "the command ran in /stage, chrooted (with the /dev made for it)")
 	require.NotContains(t, got, "error:")
 
 	// Neither: a container without CAP_SYS_CHROOT. The error names the

@@ -135,6 +135,45 @@ func viaInit(cmd *exec.Cmd, c Command, root, argv0, dir string) (*mountPoints, f
 	return created, func() { r.Close() }, nil
 }
 
+// chrootDevices gives a chrooted command (no mount namespace, so no /dev
+// mount) the usual device nodes, made with mknod where the root lacks
+// them — Docker's default capabilities include CAP_MKNOD — and removed
+// after the command, like mount points. Without them, "cmd 2>/dev/null"
+// would fail, or create a regular file the snapshot would keep.
+func chrootDevices(root string) (*mountPoints, error) {
+	made := &mountPoints{}
+	dev := filepath.Join(root, "dev")
+	if resolved, err := securejoin.SecureJoin(root, "dev"); err != nil || resolved != dev {
+		return made, fmt.Errorf("the stage's /dev is or goes through a symlink: the sandbox makes device nodes there, so it must be a plain directory")
+	}
+	if _, err := os.Lstat(dev); errors.Is(err, os.ErrNotExist) {
+		made.remember(root)
+		if err := os.Mkdir(dev, 0o755); err != nil {
+			return made, fmt.Errorf("creating /dev: %w", err)
+		}
+		made.paths = append(made.paths, dev)
+	}
+	made.remember(dev)
+	for _, d := range []struct {
+		name         string
+		major, minor uint32
+	}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}} {
+		p := filepath.Join(dev, d.name)
+		if _, err := os.Lstat(p); err == nil {
+			continue
+		}
+		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
+			if errors.Is(err, unix.EPERM) {
+				break // no CAP_MKNOD: the command does without
+			}
+			return made, fmt.Errorf("creating /dev/%s: %w", d.name, err)
+		}
+		_ = unix.Chmod(p, 0o666)
+		made.paths = append(made.paths, p)
+	}
+	return made, nil
+}
+
 // mountPoints are the mount points viaInit made, and the times of the
 // directories they were made in.
 type mountPoints struct {

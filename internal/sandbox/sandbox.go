@@ -8,7 +8,9 @@
 // With Command.Init (a binary whose main calls Init first, normally the
 // running hoist), namespaces also give the command a fresh /proc, a /dev
 // of the usual nodes, a read-only /sys and the host's /etc/resolv.conf and
-// /etc/hosts, mounted in the sandbox's mount namespace only. Mount points
+// /etc/hosts, mounted in the sandbox's mount namespace only. Chrooted, a
+// command gets the usual /dev nodes (made with mknod where permitted and
+// removed after it) but no /proc. Mount points
 // the root lacked are created for the command and removed after it. /tmp
 // is the stage's own directory, as in docker build.
 package sandbox
@@ -204,6 +206,11 @@ func run(ctx context.Context, c Command, iso Isolation) error {
 			return err
 		}
 		defer cleanup()
+	} else if iso == Chroot {
+		if created, err = chrootDevices(root); err != nil {
+			created.remove()
+			return err
+		}
 	}
 	if err := cmd.Start(); err != nil {
 		created.remove()

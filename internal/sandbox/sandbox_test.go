@@ -47,7 +47,11 @@ func TestIsolations(t *testing.T) {
 			require.NoError(t, err, out)
 			require.Contains(t, out, "uid=0 gid=0")
 			require.Contains(t, out, "cwd=/work")
-			require.Contains(t, out, "root=[bin usr work]", "the command sees the stage's root, not the host's")
+			if iso == Chroot {
+				require.Contains(t, out, "root=[bin dev usr work]", "the command sees the stage's root (and the /dev made for it), not the host's")
+			} else {
+				require.Contains(t, out, "root=[bin usr work]", "the command sees the stage's root, not the host's")
+			}
 			require.Contains(t, out, "env=hi")
 			switch iso {
 			case Namespaces:
@@ -172,6 +176,34 @@ func TestNamespacesMounts(t *testing.T) {
 		require.NoFileExists(t, filepath.Join(root, p), "mount points made for the command are removed")
 		require.NoDirExists(t, filepath.Join(root, p))
 	}
+}
+
+// TestChrootDevices: chrooted, a command still has /dev/null and
+// friends (made with mknod, removed after it; the root's times are put
+// back), but no /proc.
+func TestChrootDevices(t *testing.T) {
+	root := newRoot(t)
+	var before unix.Stat_t
+	require.NoError(t, unix.Lstat(root, &before))
+	out, _, err := runOut(t, Command{Root: root, Args: []string{"helper", "mounts"}, UID: 1000, GID: 1000}, Chroot)
+	require.NoError(t, err, out)
+	require.Contains(t, out, "devnull=<nil>")
+	require.Contains(t, out, "proc=")
+	require.NotContains(t, out, `proc="1"`)
+	require.NoDirExists(t, filepath.Join(root, "dev"), "the /dev made for the command is removed")
+	var after unix.Stat_t
+	require.NoError(t, unix.Lstat(root, &after))
+	require.Equal(t, before.Mtim, after.Mtim, "the root's modification time is as it was")
+
+	// A stage with its own /dev keeps it; only the missing nodes come and go.
+	require.NoError(t, os.Mkdir(filepath.Join(root, "dev"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(root, "dev", "keep"), nil, 0o644))
+	out, _, err = runOut(t, Command{Root: root, Args: []string{"helper", "mounts"}}, Chroot)
+	require.NoError(t, err, out)
+	entries, err := os.ReadDir(filepath.Join(root, "dev"))
+	require.NoError(t, err)
+	require.Len(t, entries, 1)
+	require.Equal(t, "keep", entries[0].Name())
 }
 
 func TestInitRefusesSymlinkedMountPoint(t *testing.T) {

@@ -47,7 +47,11 @@ func main() {
 		check(os.Chown("/etc/x", 33, 33))
 	case "mounts":
 		stat, err := os.ReadFile("/proc/self/stat")
-		fmt.Printf("proc=%q %v\n", strings.Fields(string(stat) + " ")[0], err)
+		pid := ""
+		if f := strings.Fields(string(stat)); len(f) > 0 {
+			pid = f[0]
+		}
+		fmt.Printf("proc=%q %v\n", pid, err)
 		fmt.Printf("devnull=%v\n", os.WriteFile("/dev/null", []byte("x"), 0))
 		var fs syscall.Statfs_t
 		err = syscall.Statfs("/sys", &fs)
