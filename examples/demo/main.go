@@ -1,12 +1,16 @@
 // Command demo runs the example delivery pipeline end to end on an embedded
 // registry (go-containerregistry's pkg/registry, in this process), with the
 // real binaries: gate passes the tests, build-push builds examples/app
-// without a Docker daemon for a release commit (GitHub) and a backport
-// commit (GitLab), retag gives them their release tags on tag pipelines
-// (latest and 1 never move backwards) and promotes the release to a
-// production repository, and bump writes the release's digest into a GitOps
-// repository (examples/gitops) and pushes the commit. No Docker, no network
-// beyond loopback; git is the only other program it runs.
+// without a Docker daemon for a release commit (GitHub, with the app-token
+// secret) and a backport commit (GitLab) — the app's RUN runs in
+// build-push's sandbox on a busybox base made from the host's static
+// busybox (Debian's busybox-static) — retag gives them their release tags
+// on tag pipelines (latest and 1 never move backwards) and promotes the
+// release to a production repository, and bump writes the release's digest
+// into a GitOps repository (examples/gitops) and pushes the commit. No
+// Docker, no network beyond loopback; besides the binaries it runs git, and
+// busybox inside the RUN's sandbox (isolation auto: namespaces as root or
+// where user namespaces are permitted, else a chroot, which needs root).
 //
 //	go run ./examples/demo -bin bin
 package main
@@ -29,11 +33,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	ggcrregistry "github.com/google/go-containerregistry/pkg/registry"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/hoist-ci/hoist/internal/testrig"
 )
 
 func main() {
@@ -48,9 +50,15 @@ func main() {
 const (
 	releaseSHA  = "3f9c2e17a0b4c5d6e7f8091a2b3c4d5e6f708192"
 	backportSHA = "9b1d44e0c2a3b4c5d6e7f8091a2b3c4d5e6f7081"
+	// demoToken is the app-token secret of the release build: it must be
+	// in no layer and in no output.
+	demoToken = "demo-app-token-7d41e9"
 )
 
-func run(ctx context.Context, bin string, out io.Writer) error {
+func run(ctx context.Context, bin string, w io.Writer) error {
+	// Everything printed is kept, to check that no secret was.
+	var printed bytes.Buffer
+	out := io.MultiWriter(w, &printed)
 	bin, err := filepath.Abs(bin)
 	if err != nil {
 		return err
@@ -93,14 +101,14 @@ func run(ctx context.Context, bin string, out io.Writer) error {
 	}
 
 	base := host + "/library/busybox:1.36"
-	if _, err := pushSample(ctx, base, "a stand-in base image"); err != nil {
+	if err := pushBusybox(ctx, base); err != nil {
 		return err
 	}
 	event := filepath.Join(work, "event.json")
 	if err := os.WriteFile(event, []byte(`{"repository":{"default_branch":"main"}}`), 0o644); err != nil {
 		return err
 	}
-	step("build job, GitHub push to main: build-push builds examples/app (no daemon, the base's layers never downloaded)")
+	step("build job, GitHub push to main: build-push builds examples/app (no daemon; the RUN in a sandbox, with the app-token secret)")
 	if err := tool("build-push", nil, map[string]string{
 		"GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": "push", "GITHUB_EVENT_PATH": event,
 		"GITHUB_REF": "refs/heads/main", "GITHUB_REF_NAME": "main", "GITHUB_REF_TYPE": "branch",
@@ -108,6 +116,7 @@ func run(ctx context.Context, bin string, out io.Writer) error {
 		"GITHUB_OUTPUT": filepath.Join(work, "build_output"),
 		"INPUT_CONTEXT": app, "INPUT_IMAGE": repo, "INPUT_BUILD-ARGS": "BASE=" + base,
 		"INPUT_INSECURE-REGISTRIES": host, "SOURCE_DATE_EPOCH": "1700000000",
+		"INPUT_SECRETS": "app-token=env:APP_TOKEN", "APP_TOKEN": demoToken,
 	}); err != nil {
 		return err
 	}
@@ -199,7 +208,7 @@ func run(ctx context.Context, bin string, out io.Writer) error {
 			return err
 		}
 	}
-	return checkPipeline(ctx, out, repo, prod, gitops, release)
+	return checkPipeline(ctx, out, &printed, repo, prod, gitops, release)
 }
 
 // runTool runs a real binary in dir with a clean environment plus env.
@@ -210,7 +219,8 @@ func runTool(ctx context.Context, out io.Writer, bin, dir string, args []string,
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	// GitHub hides ::debug:: lines unless step debugging is on; so does the demo.
+	// GitHub hides ::debug:: lines unless step debugging is on, and never
+	// shows the ::add-mask:: commands it obeys; neither does the demo.
 	w := &dropDebug{out: out}
 	cmd.Stdout, cmd.Stderr = w, w
 	fmt.Fprintf(out, "$ %s %s\n", filepath.Base(bin), strings.Join(args, " "))
@@ -220,36 +230,21 @@ func runTool(ctx context.Context, out io.Writer, bin, dir string, args []string,
 	return nil
 }
 
-// pushSample pushes a one-layer image whose file says text.
-func pushSample(ctx context.Context, ref, text string) (v1.Hash, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	body := []byte(text + "\n")
-	if err := tw.WriteHeader(&tar.Header{Name: "app/VERSION", Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-		return v1.Hash{}, err
-	}
-	if _, err := tw.Write(body); err != nil {
-		return v1.Hash{}, err
-	}
-	if err := tw.Close(); err != nil {
-		return v1.Hash{}, err
-	}
-	layer, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()))
+// pushBusybox pushes the base examples/app builds on: the host's static
+// busybox with its applet links (testrig.BusyboxImage, the rig's base).
+func pushBusybox(ctx context.Context, ref string) error {
+	img, err := testrig.BusyboxImage()
 	if err != nil {
-		return v1.Hash{}, err
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		return v1.Hash{}, err
+		return fmt.Errorf("making the busybox base: %w", err)
 	}
 	r, err := name.ParseReference(ref)
 	if err != nil {
-		return v1.Hash{}, err
+		return err
 	}
 	if err := remote.Write(r, img, remote.WithContext(ctx)); err != nil {
-		return v1.Hash{}, fmt.Errorf("pushing %s: %w", ref, err)
+		return fmt.Errorf("pushing %s: %w", ref, err)
 	}
-	return img.Digest()
+	return nil
 }
 
 func listTags(ctx context.Context, out io.Writer, repo string) error {
@@ -339,7 +334,7 @@ func git(ctx context.Context, dir string, args ...string) (string, error) {
 
 // checkPipeline verifies what the demo promises, so `make demo` fails
 // loudly if a tool misbehaves.
-func checkPipeline(ctx context.Context, out io.Writer, repo, prod, gitops, release string) error {
+func checkPipeline(ctx context.Context, out io.Writer, printed *bytes.Buffer, repo, prod, gitops, release string) error {
 	want, err := digestOf(ctx, repo+":"+releaseSHA[:7])
 	if err != nil {
 		return err
@@ -366,14 +361,74 @@ func checkPipeline(ctx context.Context, out io.Writer, repo, prod, gitops, relea
 			errs = append(errs, fmt.Errorf("the GitOps overlay lacks %q after bump:\n%s", line, overlay))
 		}
 	}
+	if err := checkRun(ctx, repo+":"+releaseSHA[:7]); err != nil {
+		errs = append(errs, err)
+	}
+	if strings.Contains(printed.String(), demoToken) {
+		errs = append(errs, errors.New("the app-token secret was printed"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\ndemo OK: tests gated, images built without a daemon, release tags that never move backwards, a promotion, and the release's digest committed to the GitOps repository")
+	fmt.Fprintln(out, "\ndemo OK: tests gated, images built without a daemon (a RUN in a sandbox, its secret in no layer and no log), release tags that never move backwards, a promotion, and the release's digest committed to the GitOps repository")
 	return nil
 }
 
-// dropDebug passes through every line but GitHub's ::debug:: ones.
+// checkRun checks what the RUN of examples/app left in the image: its
+// build-info.txt, written with the app-token secret, and the secret itself
+// in no layer.
+func checkRun(ctx context.Context, ref string) error {
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		return err
+	}
+	img, err := remote.Image(r, remote.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", ref, err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", ref, err)
+	}
+	var info []byte
+	for _, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return fmt.Errorf("reading a layer of %s: %w", ref, err)
+		}
+		tr := tar.NewReader(rc)
+		for {
+			hdr, err := tr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				rc.Close()
+				return fmt.Errorf("reading a layer of %s: %w", ref, err)
+			}
+			data, err := io.ReadAll(tr)
+			if err != nil {
+				rc.Close()
+				return fmt.Errorf("reading %s in a layer of %s: %w", hdr.Name, ref, err)
+			}
+			if bytes.Contains(data, []byte(demoToken)) || strings.Contains(hdr.Name, "app-token") {
+				rc.Close()
+				return fmt.Errorf("the app-token secret reached a layer of %s (%s)", ref, hdr.Name)
+			}
+			if strings.TrimPrefix(hdr.Name, "./") == "srv/www/build-info.txt" {
+				info = data
+			}
+		}
+		rc.Close()
+	}
+	if !bytes.Contains(info, []byte("app-token secret: given")) || !bytes.Contains(info, []byte("./index.html")) {
+		return fmt.Errorf("%s: the RUN's srv/www/build-info.txt is missing or incomplete:\n%s", ref, info)
+	}
+	return nil
+}
+
+// dropDebug passes through every line but GitHub's ::debug:: and
+// ::add-mask:: ones.
 type dropDebug struct {
 	out     io.Writer
 	partial []byte
@@ -387,7 +442,7 @@ func (d *dropDebug) Write(p []byte) (int, error) {
 			return len(p), nil
 		}
 		line := d.partial[:i+1]
-		if !bytes.HasPrefix(line, []byte("::debug::")) {
+		if !bytes.HasPrefix(line, []byte("::debug::")) && !bytes.HasPrefix(line, []byte("::add-mask::")) {
 			if _, err := d.out.Write(line); err != nil {
 				return 0, err
 			}
