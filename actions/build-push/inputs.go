@@ -77,6 +77,7 @@ func options(j *ci.Job) (buildpush.Options, error) {
 		return o, &ci.UsageError{Err: fmt.Errorf("input \"snapshot-method\": %w", err)}
 	}
 	o.CacheDir = j.String("cache-dir")
+	o.ScratchDir = j.String("scratch-dir")
 	if o.Secrets, err = buildpush.ParseSecrets(j.Lines("secrets"), lookupEnv(j), os.ReadFile); err != nil {
 		return o, &ci.UsageError{Err: err}
 	}

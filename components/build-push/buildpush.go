@@ -94,9 +94,11 @@ type Options struct {
 	HTTP *http.Client
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
-	// TempDir holds layer files and the stages' unpacked roots; empty is
-	// the OS temp dir.
+	// TempDir holds layer files; empty is the OS temp dir.
 	TempDir string
+	// ScratchDir holds the stages RUN unpacks; empty: memory (/dev/shm)
+	// when it has plenty of room, else TempDir.
+	ScratchDir string
 
 	// Isolation of RUN commands (auto: namespaces where permitted, else
 	// chroot) and their network (RUN --network=none narrows it per RUN).

@@ -66,7 +66,7 @@ func (b *builder) run(ctx context.Context, st *dockerfile.State, out *stageOut, 
 	if err != nil {
 		return fmt.Errorf("%s: %w", where, err)
 	}
-	method, err := b.snapshotMethod(ctx)
+	method, err := b.snapshotMethod(ctx, filepath.Dir(out.fs.root))
 	if err != nil {
 		return err
 	}
@@ -126,6 +126,9 @@ func (b *builder) run(ctx context.Context, st *dockerfile.State, out *stageOut, 
 			msg := fmt.Sprintf("%s: RUN %s: exit code %d", where, b.masked(strings.Join(r.Args, " ")), ee.Code)
 			if tail != "" {
 				msg += "; last output:\n" + tail
+			}
+			if strings.HasPrefix(out.fs.root, memoryDir+"/") && strings.Contains(tail, "No space left on device") {
+				msg += "\n(the stage is unpacked in memory, " + memoryDir + ": set scratch-dir to a directory on a disk with room)"
 			}
 			return errors.New(msg)
 		}
@@ -741,15 +744,15 @@ func (b *builder) rememberIsolation(iso sandbox.Isolation) {
 }
 
 // snapshotMethod is chosen once per build.
-func (b *builder) snapshotMethod(ctx context.Context) (snapshot.Method, error) {
+func (b *builder) snapshotMethod(ctx context.Context, scratch string) (snapshot.Method, error) {
 	b.snapOnce.Do(func() {
-		scratch := b.o.TempDir
-		if scratch == "" {
-			scratch = os.TempDir()
-		}
 		var note string
 		b.snap, note, b.snapErr = snapshot.Select(ctx, b.o.Snapshot, scratch)
 		if b.snapErr == nil {
+			if _, ok := b.snap.(snapshot.OverlayMethod); ok {
+				// Each session next to its root, on its file system.
+				b.snap = snapshot.OverlayMethod{}
+			}
 			b.o.Log.Info("RUN snapshots", "method", b.snap.Name(), "note", note)
 		}
 	})

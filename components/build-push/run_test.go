@@ -175,6 +175,30 @@ func TestRunChrooted(t *testing.T) {
 	})
 }
 
+// TestScratchDir: by default a stage is unpacked in memory when /dev/shm
+// has ample room (this rig: 24 GiB); scratch-dir puts it on disk.
+func TestScratchDir(t *testing.T) {
+	e := runEnv(t)
+	files := map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN echo ok > /ok\n"}
+	for _, c := range []struct {
+		scratch  string
+		inMemory bool
+	}{{"", true}, {t.TempDir(), false}} {
+		var logs bytes.Buffer
+		_, out, err := build(t, e, files, func(o *Options) {
+			o.ScratchDir = c.scratch
+			o.Log = slog.New(slog.NewTextHandler(&logs, nil))
+		})
+		require.NoError(t, err, out)
+		require.Equal(t, c.inMemory, strings.Contains(logs.String(), `msg="unpacking the stage in memory" dir=/dev/shm`), logs.String())
+		if c.scratch != "" {
+			entries, err := os.ReadDir(c.scratch)
+			require.NoError(t, err)
+			require.Empty(t, entries, "the unpacked stage is removed after the build")
+		}
+	}
+}
+
 func TestRunNetworkNone(t *testing.T) {
 	e := runEnv(t)
 	df := "ARG BASE\nFROM ${BASE}\nRUN --network=none ls /sys/class/net > /none\nRUN ls /sys/class/net > /default\n"

@@ -24,9 +24,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -137,6 +139,104 @@ type extractor struct {
 	// Any entry that could change how a path resolves (a symlink, a
 	// removal, a replacement) empties it.
 	open map[string]*os.File
+
+	// Regular files of up to maxAsync bytes are created and written by
+	// writers, in parallel with the reading of the layer (file creation
+	// is most of an unpacking's cost). Entries that depend on what is
+	// already there (links, removals, replacements) wait for them.
+	jobs    chan fileJob
+	pending sync.WaitGroup
+	mu      sync.Mutex // warned, and the first writer error
+	failed  error
+	budget  chan struct{} // one token per KiB in flight
+	writers sync.WaitGroup
+	flight  map[string]bool // names handed to writers since the last wait
+}
+
+// track remembers a name handed to the writers; inFlight tells whether
+// a later entry names it again (then it waits for the writers).
+func (x *extractor) track(name string) {
+	if x.flight == nil {
+		x.flight = map[string]bool{}
+	}
+	x.flight[name] = true
+}
+
+func (x *extractor) inFlight(name string) bool { return x.flight[name] }
+
+const maxAsync = 1 << 20
+
+type fileJob struct {
+	dfd  int // a descriptor of the parent directory the writer closes
+	last string
+	rel  string
+	hdr  *tar.Header
+	data []byte
+	mode uint32
+}
+
+// startWriters starts the file writers.
+func (x *extractor) startWriters(n int) {
+	x.jobs = make(chan fileJob, 64)
+	x.budget = make(chan struct{}, 32<<10) // 32 MiB in flight
+	for range n {
+		x.writers.Add(1)
+		go func() {
+			defer x.writers.Done()
+			for j := range x.jobs {
+				err := x.writeFile(j)
+				unix.Close(j.dfd)
+				for range kib(len(j.data)) {
+					<-x.budget
+				}
+				if err != nil {
+					x.mu.Lock()
+					if x.failed == nil {
+						x.failed = fmt.Errorf("%s: %w", j.hdr.Name, err)
+					}
+					x.mu.Unlock()
+				}
+				x.pending.Done()
+			}
+		}()
+	}
+}
+
+func kib(n int) int { return n>>10 + 1 }
+
+// wait lets every file handed to the writers land; it returns the first
+// error one of them met.
+func (x *extractor) wait() error {
+	x.pending.Wait()
+	x.flight = nil
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.failed
+}
+
+// stopWriters ends the writers (after wait).
+func (x *extractor) stopWriters() {
+	if x.jobs != nil {
+		close(x.jobs)
+		x.writers.Wait()
+		x.jobs = nil
+	}
+}
+
+func (x *extractor) writeFile(j fileJob) error {
+	fd, err := unix.Openat(j.dfd, j.last, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), j.rel)
+	_, err = f.Write(j.data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return x.metadata(j.hdr, j.dfd, j.last, j.rel, j.mode)
 }
 
 type dirTimes struct {
@@ -166,6 +266,8 @@ func Apply(ctx context.Context, root string, r io.Reader, o Options) (Stats, err
 		x.log = slog.New(slog.DiscardHandler)
 	}
 	defer x.forget()
+	x.startWriters(max(2, runtime.GOMAXPROCS(0)))
+	defer x.stopWriters()
 	tr := tar.NewReader(bufio.NewReaderSize(r, 1<<16))
 	for {
 		if err := ctx.Err(); err != nil {
@@ -180,8 +282,12 @@ func Apply(ctx context.Context, root string, r io.Reader, o Options) (Stats, err
 		}
 		x.stats.Entries++
 		if err := x.entry(hdr, tr); err != nil {
+			_ = x.wait()
 			return x.stats, fmt.Errorf("%s: %w", hdr.Name, err)
 		}
+	}
+	if err := x.wait(); err != nil {
+		return x.stats, err
 	}
 	// Deepest first, so setting a directory's times is not undone by a
 	// child's.
@@ -272,10 +378,16 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return nil // the root itself: keep the host-chosen root
 	case base == opaqueMarker:
 		x.stats.Whiteouts++
+		if err := x.wait(); err != nil {
+			return err
+		}
 		x.forget()
 		return x.opaque(dir)
 	case strings.HasPrefix(base, whiteoutPrefix):
 		x.stats.Whiteouts++
+		if err := x.wait(); err != nil {
+			return err
+		}
 		x.forget()
 		gone := strings.TrimPrefix(base, whiteoutPrefix)
 		if gone == "" || gone == "." || gone == ".." {
@@ -295,6 +407,22 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 
 	var existing unix.Stat_t
 	exists := unix.Fstatat(dfd, last, &existing, unix.AT_SYMLINK_NOFOLLOW) == nil
+	if exists || hdr.Typeflag == tar.TypeLink {
+		// A replacement, or a link to a file a writer may still be
+		// writing: everything before this entry lands first. (A file a
+		// writer has not created yet is not seen here: the tar names it
+		// twice only when it replaces it, and then it exists — unless a
+		// writer is late, which this wait also covers.)
+		if err := x.wait(); err != nil {
+			return err
+		}
+		exists = unix.Fstatat(dfd, last, &existing, unix.AT_SYMLINK_NOFOLLOW) == nil
+	} else if x.inFlight(name) {
+		if err := x.wait(); err != nil {
+			return err
+		}
+		exists = unix.Fstatat(dfd, last, &existing, unix.AT_SYMLINK_NOFOLLOW) == nil
+	}
 	isDir := exists && existing.Mode&unix.S_IFMT == unix.S_IFDIR
 	if hdr.Typeflag == tar.TypeSymlink || (exists && !(isDir && hdr.Typeflag == tar.TypeDir)) {
 		x.forget()
@@ -317,6 +445,25 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 			}
 		}
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		if hdr.Size <= maxAsync && hdr.Typeflag != tar.TypeGNUSparse {
+			data := make([]byte, hdr.Size)
+			if _, err := io.ReadFull(r, data); err != nil {
+				return fmt.Errorf("read: %w", err)
+			}
+			dup, err := unix.Dup(dfd)
+			if err != nil {
+				return err
+			}
+			for range kib(len(data)) {
+				x.budget <- struct{}{}
+			}
+			x.stats.Bytes += int64(len(data))
+			x.markWritten(name)
+			x.track(name)
+			x.pending.Add(1)
+			x.jobs <- fileJob{dfd: dup, last: last, rel: rel, hdr: hdr, data: data, mode: mode}
+			return nil
+		}
 		fd, err := unix.Openat(dfd, last, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 		if err != nil {
 			return fmt.Errorf("create: %w", err)
@@ -391,6 +538,8 @@ func (x *extractor) hardlink(hdr *tar.Header, dfd int, last, name string) error 
 }
 
 func (x *extractor) warnOnce(key, msg string, args ...any) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	if x.warned[key] {
 		return
 	}
