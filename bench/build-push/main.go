@@ -1,48 +1,53 @@
 // Command build-push benchmarks hoist's build-push against kaniko v1.24.0
-// in the same run: a COPY-only build (a busybox base, a 2,000-file
-// context), cold (empty cache repository) and warm (the cache repository
-// of the cold build, a fresh process and a new destination), both tools
-// pushing with a layer cache to one local registry, each through its own
-// counting loopback proxy. It prints a Markdown report and, with --write,
-// replaces the "## build-push" section of bench/RESULTS.md.
+// and buildah in the same run, on one local registry (Debian's
+// docker-registry), each tool through its own counting loopback proxy:
 //
-// kaniko is archived, has no image that can be pulled here and is not on the
-// module proxy, so the bench expects an image of kaniko's v1.24.0 executor
-// (ENTRYPOINT /kaniko/executor) already loaded into DOCKER_HOST's engine
-// under the name given by --kaniko-image; hoist ships no way to build it.
-// kaniko runs there as its own container with --network host, as in a
-// GitLab docker-executor job.
+//   - copy, copy-warm: a COPY-only build (a busybox base, a 2,000-file
+//     context), cold (an empty cache repository) and warm (the cache
+//     repository of the cold build, a fresh process, a new tag);
+//   - busybox-run (a): a busybox base, a RUN writing 2,000 files, a COPY
+//     of 400 files;
+//   - debian (b): a debootstrap Debian base (~200 MB, ~7k files), a small
+//     RUN, a COPY of 400 files, a RUN reading both;
+//   - debian-warm (c): (b) again from its cache repository with no local
+//     state.
 //
-//	go run ./bench/build-push [--rounds 3] [--files 2000] [--write]
+// Every tool's image is pulled back and checked (the files its RUN and
+// COPY steps wrote) each round; a wrong image fails the run. It prints a
+// Markdown report and, with --write, replaces the "## build-push" section
+// of bench/RESULTS.md and writes the chart docs/bench/build-push.svg.
+//
+// kaniko is archived, has no image that can be pulled here and is not on
+// the module proxy, so the bench expects an image of kaniko's v1.24.0
+// executor (ENTRYPOINT /kaniko/executor) already loaded into DOCKER_HOST's
+// engine under the name given by --kaniko-image; hoist ships no way to
+// build it. kaniko runs there as its own container with --network host, as
+// in a GitLab docker-executor job. buildah runs on the host (root,
+// --isolation chroot, the vfs driver, a fresh storage root per build).
+//
+//	go run ./bench/build-push [--rounds 3] [--scenarios ...] [--tools ...] [--write]
 package main
 
 import (
-	"archive/tar"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"golang.org/x/sys/unix"
 
 	"github.com/hoist-ci/hoist/internal/testrig"
 )
@@ -65,21 +70,38 @@ type config struct {
 	files       int
 	write       bool
 	kanikoImage string
+	hoist       string
+	buildah     string
+	scenarios   []string
+	tools       []string
+	logs        string
 	timeout     time.Duration
 }
 
+var (
+	allScenarios = []string{"copy", "copy-warm", "busybox-run", "debian", "debian-warm"}
+	allTools     = []string{"hoist", "hoist-disk", "kaniko", "buildah"}
+)
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var c config
+	var scenarioList, toolList string
 	fs := flag.NewFlagSet("bench/build-push", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&c.rounds, "rounds", 3, "measured rounds (each: hoist cold, hoist warm, kaniko cold, kaniko warm)")
-	fs.IntVar(&c.files, "files", 2000, "files in the build context")
-	fs.BoolVar(&c.write, "write", false, "replace the build-push section of bench/RESULTS.md")
+	fs.IntVar(&c.rounds, "rounds", 3, "measured rounds (each: every scenario, every tool, tools in turn first)")
+	fs.IntVar(&c.files, "files", 2000, "files in the context of the copy scenarios")
+	fs.BoolVar(&c.write, "write", false, "replace the build-push section of bench/RESULTS.md and write docs/bench/build-push.svg")
 	fs.StringVar(&c.kanikoImage, "kaniko-image", kanikoImage, "the kaniko v1.24.0 executor image in DOCKER_HOST's engine")
-	fs.DurationVar(&c.timeout, "timeout", 10*time.Minute, "bound of the whole run")
+	fs.StringVar(&c.hoist, "hoist", "", "hoist's build-push binary (default: built from ./actions/build-push)")
+	fs.StringVar(&c.buildah, "buildah", "buildah", "buildah binary")
+	fs.StringVar(&scenarioList, "scenarios", strings.Join(allScenarios, ","), "scenarios to run (a warm one needs its cold one)")
+	fs.StringVar(&toolList, "tools", strings.Join(allTools, ","), "tools to run")
+	fs.StringVar(&c.logs, "logs", "", "directory for every build's log (default: <repo>/.cache/bench/logs)")
+	fs.DurationVar(&c.timeout, "timeout", 30*time.Minute, "bound of the whole run")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	c.scenarios, c.tools = splitList(scenarioList), splitList(toolList)
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
@@ -87,20 +109,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("go env GOMOD: %w", err)
 	}
 	c.root = filepath.Dir(strings.TrimSpace(string(out)))
-	if os.Getenv("DOCKER_HOST") == "" {
-		return fmt.Errorf("DOCKER_HOST is not set: kaniko runs in the rig's Docker engine (test/rig/up.sh, then . .cache/rig/env)")
+	if c.logs == "" {
+		c.logs = filepath.Join(c.root, ".cache", "bench", "logs")
 	}
+	scs, err := selectScenarios(scenarios(c.files), c.scenarios)
+	if err != nil {
+		return err
+	}
+	for _, t := range c.tools {
+		if !slices.Contains(allTools, t) {
+			return fmt.Errorf("--tools: unknown tool %q (known: %s)", t, strings.Join(allTools, ", "))
+		}
+	}
+	if c.write && len(c.tools) != len(allTools) {
+		return errors.New("--write needs every tool (--tools " + strings.Join(allTools, ",") + ")")
+	}
+	if err := os.MkdirAll(c.logs, 0o755); err != nil {
+		return fmt.Errorf("creating the log directory: %w", err)
+	}
+
 	work, err := os.MkdirTemp("", "bench-build-push-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	bin := filepath.Join(work, "build-push")
-	if o, err := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./actions/build-push").CombinedOutput(); err != nil {
-		return fmt.Errorf("go build ./actions/build-push: %v\n%s", err, o)
-	}
-	if o, err := exec.CommandContext(ctx, "docker", "image", "inspect", c.kanikoImage).CombinedOutput(); err != nil {
-		return fmt.Errorf("kaniko image %s is not in the engine (%s): load an image of kaniko's v1.24.0 executor under that name, or name yours with --kaniko-image", c.kanikoImage, strings.TrimSpace(string(o)))
+	defer removeTree(work)
+	tools, err := setupTools(ctx, c, work)
+	if err != nil {
+		return err
 	}
 
 	if err := os.MkdirAll(filepath.Join(work, "registry"), 0o755); err != nil {
@@ -111,284 +146,229 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer reg.Stop()
-	hoistProxy, kanikoProxy := newProxy(reg.Host), newProxy(reg.Host)
-	defer hoistProxy.Close()
-	defer kanikoProxy.Close()
-	if err := pushBase(ctx, reg.Host); err != nil {
-		return err
+	proxies := map[string]*proxy{}
+	for _, t := range tools {
+		p := newProxy(reg.Host)
+		defer p.Close()
+		proxies[t.name] = p
 	}
-	ctxDir := filepath.Join(work, "context")
-	size, err := makeContext(ctxDir, c.files)
+	bases, err := pushBases(ctx, c.root, reg.Host, scs, stderr)
 	if err != nil {
 		return err
 	}
+	ctxDirs := map[string]string{}
+	sizes := map[string]int64{}
+	for _, sc := range scs {
+		if sc.warmOf != "" {
+			ctxDirs[sc.id] = ctxDirs[sc.warmOf]
+			continue
+		}
+		dir := filepath.Join(work, "context-"+sc.id)
+		if sizes[sc.id], err = makeContext(dir, sc.dockerfile, sc.files); err != nil {
+			return err
+		}
+		ctxDirs[sc.id] = dir
+	}
 
-	type sample struct{ hoist, kaniko [2]result }
-	var samples []sample
+	res := results{}
+	loadStart := loadAverage()
 	start := time.Now()
 	for r := 0; r < c.rounds; r++ {
-		var s sample
-		for phase := 0; phase < 2; phase++ { // cold, warm
-			tag := fmt.Sprintf("r%d-%s", r, []string{"cold", "warm"}[phase])
-			h, err := measure(hoistProxy, func() error {
-				return cmd(ctx, "", bin, "--context", ctxDir, "--tags", hoistProxy.host+"/hoist/app:"+tag, "--build-arg", "BASE="+hoistProxy.host+"/base/busybox:1",
-					"--cache", "--cache-repo", fmt.Sprintf("%s/hoist/cache-r%d", hoistProxy.host, r), "--insecure-registries", hoistProxy.host)
-			})
-			if err != nil {
-				return fmt.Errorf("hoist %s: %w", tag, err)
+		for si, sc := range scs {
+			order := rotate(tools, r+si)
+			for _, t := range order {
+				j := job{sc: sc, round: r, ctxDir: ctxDirs[sc.id], host: proxies[t.name].host}
+				cacheOf := sc.id
+				if sc.warmOf != "" {
+					cacheOf = sc.warmOf
+				}
+				j.ref = fmt.Sprintf("%s/%s/%s:r%d", j.host, t.name, sc.id, r)
+				j.cacheRepo = fmt.Sprintf("%s/%s/%s-cache-r%d", j.host, t.name, cacheOf, r)
+				j.baseRef = j.host + "/" + sc.base
+				// Write back what earlier builds left dirty (buildah's vfs
+				// copies, removed scratch trees) so that no tool pays for
+				// another's writes.
+				unix.Sync()
+				rn, err := measureJob(ctx, c, work, t, j, proxies[t.name], reg.Host, bases[sc.base])
+				if err != nil {
+					return fmt.Errorf("round %d, %s, %s: %w", r+1, sc.id, t.name, err)
+				}
+				fmt.Fprintf(stderr, "round %d %-12s %-10s %8s  layers ↑%s ↓%s  %d requests  rss %s  /dev/shm +%s\n", r+1, sc.id, t.name,
+					rn.d.Round(time.Millisecond), bytesStr(rn.layerUp), bytesStr(rn.layerDown), rn.requests.Total(), rssStr(rn.rss), rssStr(rn.shm))
+				res.add(sc.id, t.name, rn)
 			}
-			k, err := measure(kanikoProxy, func() error {
-				return cmd(ctx, "", "docker", "run", "--rm", "--network", "host", "-v", ctxDir+":/workspace:ro", c.kanikoImage,
-					"--context", "dir:///workspace", "--dockerfile", "/workspace/Dockerfile",
-					"--destination", kanikoProxy.host+"/kaniko/app:"+tag, "--build-arg", "BASE="+kanikoProxy.host+"/base/busybox:1",
-					"--cache=true", "--cache-copy-layers=true", "--cache-repo", fmt.Sprintf("%s/kaniko/cache-r%d", kanikoProxy.host, r),
-					"--insecure", "--insecure-pull", "--skip-tls-verify", "--skip-tls-verify-pull")
-			})
-			if err != nil {
-				return fmt.Errorf("kaniko %s: %w", tag, err)
-			}
-			s.hoist[phase], s.kaniko[phase] = h, k
 		}
-		samples = append(samples, s)
 	}
 	elapsed := time.Since(start)
 
-	var b strings.Builder
-	b.WriteString("## build-push\n\n<!-- Written by `go run ./bench/build-push --write`; change the program, not this section. -->\n\n")
-	fmt.Fprintf(&b, "Per round, on one local registry (Debian's docker-registry): the Dockerfile `FROM <registry>/base/busybox:1` + `COPY app/ /app/` with a context of %d files (%.1f MB); "+
-		"**hoist** runs `build-push --cache --cache-repo <repo>/cache-rN`; **kaniko** v1.24.0 (built from source) runs in the rig's Docker engine as its own container with `--network host`, "+
-		"`--cache=true --cache-copy-layers=true --cache-repo <repo>/cache-rN`. *Cold*: an empty cache repository; *warm*: the same cache repository, a new process (no local state) and a new tag. "+
-		"Each tool reaches the registry through its own counting proxy. Targets: cold ≤ 0.5 × kaniko; warm ≤ 0.2 × kaniko with 0 layer bytes uploaded.\n\n", c.files, float64(size)/1e6)
-	fmt.Fprintf(&b, "| | |\n|---|---|\n| date | %s |\n| machine | %d CPUs, %s/%s |\n| rounds | %d |\n| command | `go run ./bench/build-push --write` (%s) |\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, c.rounds, elapsed.Round(time.Second))
-	b.WriteString("| phase | tool | median | min | bytes uploaded (median) | bytes downloaded (median) |\n|---|---|---:|---:|---:|---:|\n")
-	ratios := map[string]float64{}
-	for phase, pn := range []string{"cold", "warm"} {
-		var hs, ks []result
-		for _, s := range samples {
-			hs, ks = append(hs, s.hoist[phase]), append(ks, s.kaniko[phase])
-		}
-		for _, row := range []struct {
-			tool string
-			rs   []result
-		}{{"hoist `build-push`", hs}, {"kaniko", ks}} {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", pn, row.tool, median(row.rs, dur).Round(time.Millisecond), minDur(row.rs).Round(time.Millisecond),
-				bytesStr(median(row.rs, up)), bytesStr(median(row.rs, down)))
-		}
-		ratios[pn] = float64(median(hs, dur)) / float64(median(ks, dur))
-	}
-	fmt.Fprintf(&b, "\nRatio hoist/kaniko (medians): cold **%.3f** (target ≤ 0.5: %s), warm **%.3f** (target ≤ 0.2: %s).\n",
-		ratios["cold"], met(ratios["cold"] <= 0.5), ratios["warm"], met(ratios["warm"] <= 0.2))
-	fmt.Fprint(stdout, b.String())
+	rep := report{cfg: c, scenarios: scs, tools: tools, res: res, sizes: sizes, elapsed: elapsed, date: time.Now().UTC(),
+		loadStart: loadStart, loadEnd: loadAverage(), machine: fmt.Sprintf("%d CPUs, %s/%s", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)}
+	md := rep.markdown()
+	fmt.Fprint(stdout, md)
 	if c.write {
-		return writeSection(filepath.Join(c.root, "bench", "RESULTS.md"), "## build-push", b.String())
+		if err := writeSection(filepath.Join(c.root, "bench", "RESULTS.md"), "## build-push", md); err != nil {
+			return err
+		}
+		svg := filepath.Join(c.root, "docs", "bench", "build-push.svg")
+		if err := os.MkdirAll(filepath.Dir(svg), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(svg, []byte(rep.chart()), 0o644); err != nil {
+			return fmt.Errorf("writing the chart: %w", err)
+		}
 	}
 	return nil
 }
 
-func met(ok bool) string {
-	if ok {
-		return "met"
-	}
-	return "not met"
-}
-
-type result struct {
-	d        time.Duration
-	up, down int64
-}
-
-func dur(r result) int64  { return int64(r.d) }
-func up(r result) int64   { return r.up }
-func down(r result) int64 { return r.down }
-
-func median(rs []result, f func(result) int64) time.Duration {
-	v := make([]int64, len(rs))
-	for i, r := range rs {
-		v[i] = f(r)
-	}
-	sort.Slice(v, func(i, j int) bool { return v[i] < v[j] })
-	return time.Duration(v[len(v)/2])
-}
-
-func minDur(rs []result) time.Duration {
-	m := rs[0].d
-	for _, r := range rs {
-		m = min(m, r.d)
-	}
-	return m
-}
-
-func bytesStr(d time.Duration) string {
-	n := int64(d)
-	switch {
-	case n >= 1e6:
-		return fmt.Sprintf("%.2f MB", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
-func measure(p *proxy, f func() error) (result, error) {
-	p.reset()
-	start := time.Now()
-	err := f()
-	return result{d: time.Since(start), up: p.up.Load(), down: p.down.Load()}, err
-}
-
-func cmd(ctx context.Context, dir, name string, args ...string) error {
-	c := exec.CommandContext(ctx, name, args...)
-	c.Dir = dir
-	c.Env = append(os.Environ(), "GITHUB_ACTIONS=", "GITLAB_CI=")
-	out, err := c.CombinedOutput()
-	if err != nil {
-		tail := string(out)
-		if len(tail) > 3000 {
-			tail = tail[len(tail)-3000:]
-		}
-		return fmt.Errorf("%s: %w\n%s", name, err, tail)
-	}
-	return nil
-}
-
-// proxy is a reverse proxy counting blob bytes: uploaded (request bodies
-// of blob uploads) and downloaded (responses of blob GETs).
-type proxy struct {
-	*httptest.Server
-	host     string
-	up, down atomic.Int64
-}
-
-func (p *proxy) reset() { p.up.Store(0); p.down.Store(0) }
-
-func newProxy(target string) *proxy {
-	u := &url.URL{Scheme: "http", Host: target}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	p := &proxy{}
-	rp.ModifyResponse = func(r *http.Response) error {
-		if r.Request.Method == http.MethodGet && strings.Contains(r.Request.URL.Path, "/blobs/sha256:") {
-			r.Body = &counting{ReadCloser: r.Body, n: &p.down}
-		}
-		return nil
-	}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/blobs/uploads") && r.Body != nil {
-			r.Body = &counting{ReadCloser: r.Body, n: &p.up}
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	p.host = strings.TrimPrefix(p.URL, "http://")
-	return p
-}
-
-type counting struct {
-	io.ReadCloser
-	n *atomic.Int64
-}
-
-func (c *counting) Read(b []byte) (int, error) {
-	n, err := c.ReadCloser.Read(b)
-	c.n.Add(int64(n))
-	return n, err
-}
-
-// pushBase pushes a busybox base: the host's static busybox and /etc/passwd.
-func pushBase(ctx context.Context, host string) error {
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		return fmt.Errorf("busybox-static is needed for the base image: %w", err)
-	}
-	dir, err := os.MkdirTemp("", "bench-base-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	data, err := os.ReadFile(bb)
-	if err != nil {
-		return err
-	}
-	layerTar := filepath.Join(dir, "layer.tar")
-	if err := writeTar(layerTar, map[string][]byte{"bin/busybox": data, "etc/passwd": []byte("root:x:0:0:root:/root:/bin/sh\n")}); err != nil {
-		return err
-	}
-	l, err := tarball.LayerFromFile(layerTar)
-	if err != nil {
-		return err
-	}
-	img, err := mutate.AppendLayers(empty.Image, l)
-	if err != nil {
-		return err
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		return err
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", runtime.GOARCH
-	cf.Config.Cmd = []string{"/bin/busybox", "sh"}
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		return err
-	}
-	ref, err := name.ParseReference(host+"/base/busybox:1", name.Insecure)
-	if err != nil {
-		return err
-	}
-	return remote.Write(ref, img, remote.WithContext(ctx))
-}
-
-// makeContext writes the Dockerfile and n files of 1-8 kB (fixed seed).
-func makeContext(dir string, n int) (int64, error) {
-	rnd := rand.New(rand.NewPCG(1, 2))
-	var total int64
-	for i := 0; i < n; i++ {
-		p := filepath.Join(dir, "app", fmt.Sprintf("d%02d", i%20), fmt.Sprintf("f%04d.txt", i))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return 0, err
-		}
-		b := make([]byte, 1024+rnd.IntN(7*1024))
-		for j := range b {
-			b[j] = byte('a' + rnd.IntN(26))
-		}
-		total += int64(len(b))
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			return 0, err
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
 		}
 	}
-	df := "ARG BASE\nFROM ${BASE}\nCOPY app/ /app/\nCMD [\"/bin/busybox\", \"ls\", \"/app\"]\n"
-	return total, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644)
+	return out
 }
 
-func writeTar(path string, files map[string][]byte) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
+func selectScenarios(all []scenario, names []string) ([]scenario, error) {
+	var out []scenario
+	for _, sc := range all {
+		if !slices.Contains(names, sc.id) {
+			continue
+		}
+		if sc.warmOf != "" && !slices.Contains(names, sc.warmOf) {
+			return nil, fmt.Errorf("--scenarios: %s needs %s (its cache repository)", sc.id, sc.warmOf)
+		}
+		out = append(out, sc)
 	}
-	tw := tar.NewWriter(f)
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	dirs := map[string]bool{}
 	for _, n := range names {
-		if d := filepath.Dir(n); !dirs[d] {
-			dirs[d] = true
-			if err := tw.WriteHeader(&tar.Header{Name: d + "/", Typeflag: tar.TypeDir, Mode: 0o755}); err != nil {
-				return err
+		if !slices.Contains(allScenarios, n) {
+			return nil, fmt.Errorf("--scenarios: unknown scenario %q (known: %s)", n, strings.Join(allScenarios, ", "))
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("--scenarios: none selected")
+	}
+	return out, nil
+}
+
+// setupTools finds (or builds) every selected tool, failing with what is
+// missing and how to get it.
+func setupTools(ctx context.Context, c config, work string) ([]tool, error) {
+	var tools []tool
+	hoistBin := "" // built once for both hoist variants
+	for _, name := range c.tools {
+		switch name {
+		case "hoist", "hoist-disk":
+			if hoistBin != "" {
+				tools = append(tools, hoistTool(hoistBin, name == "hoist-disk"))
+				continue
 			}
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(files[n]))}); err != nil {
-			return err
-		}
-		if _, err := tw.Write(files[n]); err != nil {
-			return err
+			bin := c.hoist
+			if bin == "" {
+				bin = filepath.Join(work, "build-push")
+				cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./actions/build-push")
+				cmd.Dir = c.root
+				cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+				if o, err := cmd.CombinedOutput(); err != nil {
+					return nil, fmt.Errorf("go build ./actions/build-push: %v\n%s", err, o)
+				}
+			}
+			hoistBin = bin
+			tools = append(tools, hoistTool(bin, name == "hoist-disk"))
+		case "kaniko":
+			if os.Getenv("DOCKER_HOST") == "" {
+				return nil, errors.New("DOCKER_HOST is not set: kaniko runs in the rig's Docker engine (test/rig/up.sh, then . .cache/rig/env)")
+			}
+			if o, err := exec.CommandContext(ctx, "docker", "image", "inspect", c.kanikoImage).CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("kaniko image %s is not in the engine (%s): load an image of kaniko's v1.24.0 executor under that name, or name yours with --kaniko-image", c.kanikoImage, strings.TrimSpace(string(o)))
+			}
+			tools = append(tools, kanikoTool(c.kanikoImage))
+		case "buildah":
+			bin, err := exec.LookPath(c.buildah)
+			if err != nil {
+				return nil, fmt.Errorf("buildah is not installed (apt-get install -y buildah; test/rig/install.sh installs it): %w", err)
+			}
+			if os.Geteuid() != 0 {
+				return nil, errors.New("buildah runs as root here (--isolation chroot, vfs): run the bench as root")
+			}
+			tools = append(tools, buildahTool(bin))
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return err
+	return tools, nil
+}
+
+// pushBases pushes the base images the scenarios need, straight to the
+// registry, and returns them by repository.
+func pushBases(ctx context.Context, root, host string, scs []scenario, log io.Writer) (map[string]v1.Image, error) {
+	bases := map[string]v1.Image{}
+	for _, sc := range scs {
+		if bases[sc.base] != nil {
+			continue
+		}
+		var img v1.Image
+		var err error
+		switch sc.base {
+		case busyboxBase:
+			img, err = testrig.BusyboxImage()
+		case debianBase:
+			img, err = testrig.DebianImage(ctx, filepath.Join(root, ".cache", "rig"), log)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("making the base %s: %w", sc.base, err)
+		}
+		ref, err := name.ParseReference(host+"/"+sc.base, name.Insecure)
+		if err != nil {
+			return nil, err
+		}
+		if err := remote.Write(ref, img, remote.WithContext(ctx)); err != nil {
+			return nil, fmt.Errorf("pushing the base %s: %w", ref, err)
+		}
+		bases[sc.base] = img
 	}
-	return f.Close()
+	return bases, nil
+}
+
+// measureJob runs one build in a fresh scratch directory, then checks
+// the image it pushed.
+func measureJob(ctx context.Context, c config, work string, t tool, j job, p *proxy, regHost string, base v1.Image) (sample, error) {
+	scratch, err := os.MkdirTemp(work, t.name+"-")
+	if err != nil {
+		return sample{}, err
+	}
+	defer removeTree(scratch)
+	j.scratch = scratch
+	logPath := filepath.Join(c.logs, fmt.Sprintf("%s-%s-r%d.log", j.sc.id, t.name, j.round+1))
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return sample{}, fmt.Errorf("creating the build log: %w", err)
+	}
+	defer lf.Close()
+	j.log = lf
+
+	p.reset()
+	shm := watchShm(ctx)
+	b, err := t.build(ctx, j)
+	b.shm = shm()
+	if err != nil {
+		return sample{}, fmt.Errorf("%w\n(log: %s)", err, logPath)
+	}
+	// Check the image straight from the registry (not counted).
+	direct := strings.Replace(j.ref, j.host, regHost, 1)
+	layers, err := verify(ctx, direct, base, j.sc.want)
+	if err != nil {
+		return sample{}, fmt.Errorf("checking the image: %w (log: %s)", err, logPath)
+	}
+	fmt.Fprintf(lf, "bench: %s in %s, image checked\n", t.name, b.d)
+	return sample{d: b.d, inner: b.inner, rss: b.rss, shm: b.shm, traffic: p.traffic(layers)}, nil
+}
+
+func rotate(ts []tool, n int) []tool {
+	out := make([]tool, 0, len(ts))
+	for i := range ts {
+		out = append(out, ts[(i+n)%len(ts)])
+	}
+	return out
 }
 
 // writeSection replaces (or appends) the section starting with heading,
