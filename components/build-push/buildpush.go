@@ -18,6 +18,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -120,6 +121,44 @@ type Options struct {
 	// Output receives the output of RUN commands (secrets masked); nil
 	// discards it.
 	Output io.Writer
+
+	links *links // set by Run
+}
+
+// links are the registry connections of one build: every read of a base
+// image shares one ping (and token) per registry, and so does every read
+// and write of the destinations and the cache.
+type links struct {
+	base, target []remote.Option
+}
+
+func newLinks(ctx context.Context, c *registry.Client, targets []name.Registry) (*links, error) {
+	bp, err := c.Puller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tp, err := c.Puller(ctx, targets...)
+	if err != nil {
+		return nil, err
+	}
+	pp, err := c.Pusher(ctx, targets...)
+	if err != nil {
+		return nil, err
+	}
+	return &links{
+		base:   append(c.RemoteOptions(ctx), remote.Reuse(bp)),
+		target: append(c.RemoteOptions(ctx, targets...), remote.Reuse(tp), remote.Reuse(pp)),
+	}, nil
+}
+
+// forBase are the options of a base image read, plus extra.
+func (l *links) forBase(extra ...remote.Option) []remote.Option {
+	return append(slices.Clone(l.base), extra...)
+}
+
+// forTarget are the options of a destination or cache access, plus extra.
+func (l *links) forTarget(extra ...remote.Option) []remote.Option {
+	return append(slices.Clone(l.target), extra...)
 }
 
 // Result of a build.
@@ -175,14 +214,24 @@ type builder struct {
 	snapErr      error
 }
 
-// cleanup removes the stages' unpacked roots.
-func (b *builder) cleanup() {
-	for _, r := range b.roots {
-		if err := removeRoot(r); err != nil {
-			b.o.Log.Warn("removing a temporary root", "dir", r, "error", err)
-		}
-	}
+// cleanup removes the stages' unpacked roots in the background (on a
+// disk, thousands of unlinks take about a second): the image is assembled
+// and pushed meanwhile, and Run waits for it before returning.
+func (b *builder) cleanup(wg *sync.WaitGroup) {
+	roots := b.roots
 	b.roots = nil
+	if len(roots) == 0 {
+		return
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for _, r := range roots {
+			if err := removeRoot(r); err != nil {
+				b.o.Log.Warn("removing a temporary root", "dir", r, "error", err)
+			}
+		}
+	}()
 }
 
 // Run builds and pushes.
@@ -254,13 +303,28 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		if err != nil {
 			return res, fmt.Errorf("cache-repo %q: %w", repo, err)
 		}
-		c = newCache(ctx, o, cr)
+		c = &cache{repo: cr, ctx: ctx}
+	}
+	var targets []name.Registry
+	for _, t := range tags {
+		targets = append(targets, t.Context().Registry)
+	}
+	if c != nil {
+		targets = append(targets, c.repo.Registry)
+	}
+	if o.links, err = newLinks(ctx, o.Registry, targets); err != nil {
+		return res, err
+	}
+	if c != nil {
+		c.o = o
 	}
 	var temps []*layer.Layer
+	var removing sync.WaitGroup
 	defer func() {
 		for _, l := range temps {
 			_ = l.Close()
 		}
+		removing.Wait()
 	}()
 	var art artifact
 	var adds []mutate.IndexAddendum
@@ -278,7 +342,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		b := &builder{o: o, plan: plan, ctxDir: cctx, stages: map[*dockerfile.Stage]*stageOut{}, images: map[string]v1.Image{}, cache: c}
 		states, err := plan.Run(ctx, dockerfile.Hooks{Base: b.base, Op: b.op, Stage: func(_ context.Context, st *dockerfile.State) error { b.out(st); return nil }})
 		temps = append(temps, b.temps...)
-		b.cleanup()
+		b.cleanup(&removing)
 		if err != nil {
 			if c != nil {
 				c.wait()
@@ -476,7 +540,7 @@ func (b *builder) resolve(ctx context.Context, ref string, plat v1.Platform) (v1
 	if err != nil {
 		return nil, err
 	}
-	opts := append(b.o.Registry.RemoteOptions(ctx), remote.WithPlatform(plat))
+	opts := b.o.links.forBase(remote.WithPlatform(plat))
 	var desc *remote.Descriptor
 	if r.Context().RegistryStr() == name.DefaultRegistry {
 		for _, m := range b.o.RegistryMirrors {
@@ -876,7 +940,7 @@ func (b *builder) write(ctx context.Context, art artifact, tags []name.Reference
 				// The same manifest read back from the first destination:
 				// its layers are remote, so the push mounts them.
 				if mounted == nil {
-					opts := b.o.Registry.RemoteOptions(ctx, first.Context().Registry)
+					opts := b.o.links.forTarget()
 					if art.idx != nil {
 						if r, err := remote.Index(first, opts...); err == nil {
 							mounted = &artifact{idx: r}
@@ -960,7 +1024,7 @@ func (b *builder) push(ctx context.Context, t name.Reference, art artifact) erro
 			}
 		}
 	}()
-	opts := append(b.o.Registry.RemoteOptions(ctx, t.Context().Registry), remote.WithProgress(updates))
+	opts := b.o.links.forTarget(remote.WithProgress(updates))
 	var err error
 	if art.idx != nil {
 		err = remote.WriteIndex(t, art.idx, opts...)

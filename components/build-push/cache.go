@@ -29,13 +29,9 @@ type cache struct {
 	stored map[v1.Hash]name.Digest
 }
 
-func newCache(ctx context.Context, o Options, repo name.Repository) *cache {
-	return &cache{o: o, repo: repo, ctx: ctx}
-}
-
 func (c *cache) lookup(ctx context.Context, key string) (v1.Layer, bool) {
 	ref := c.repo.Tag(key)
-	img, err := remote.Image(ref, c.o.Registry.RemoteOptions(ctx, c.repo.Registry)...)
+	img, err := remote.Image(ref, c.o.links.forTarget()...)
 	if err != nil {
 		c.o.Log.Debug("cache miss", "key", key)
 		return nil, false
@@ -97,7 +93,7 @@ func (c *cache) write(key string, l v1.Layer) error {
 		return err
 	}
 	ref := c.repo.Tag(key)
-	if err := remote.Write(ref, img, c.o.Registry.RemoteOptions(c.ctx, c.repo.Registry)...); err != nil {
+	if err := remote.Write(ref, img, c.o.links.forTarget()...); err != nil {
 		return fmt.Errorf("pushing %s: %w", ref, err)
 	}
 	return nil
