@@ -19,7 +19,7 @@ const (
 )
 
 // toolColors: one colour per tool, the same in every group.
-var toolColors = map[string]string{"hoist": "#2f7d32", "hoist-disk": "#7cb87f", "kaniko": "#c0562b", "buildah": "#3b6ea8"}
+var toolColors = map[string]string{"hoist": "#2f7d32", "hoist-disk": "#7cb87f", "kaniko": "#c0562b", "kaniko-default": "#e39a74", "buildah": "#3b6ea8"}
 
 // chart draws the median seconds per tool for each scenario as
 // horizontal bars, each scenario scaled to its slowest tool, with the
@@ -50,7 +50,7 @@ func (rep report) chart() string {
 			w = max(w, 1)
 			label := fmt.Sprintf("%.2f s", sec)
 			switch {
-			case t.name == "kaniko" && s.inner > 0:
+			case strings.HasPrefix(t.name, "kaniko") && s.inner > 0:
 				label += fmt.Sprintf("  (executor alone %.2f s)", s.inner.Seconds())
 			case okk && k.median > 0 && k.inner > 0:
 				label += fmt.Sprintf("  (%.2f× kaniko alone, %.2f× its docker run", sec/k.inner.Seconds(), sec/k.median.Seconds())

@@ -80,7 +80,7 @@ type config struct {
 
 var (
 	allScenarios = []string{"copy", "copy-warm", "busybox-run", "debian", "debian-warm"}
-	allTools     = []string{"hoist", "hoist-disk", "kaniko", "buildah"}
+	allTools     = []string{"hoist", "hoist-disk", "kaniko", "kaniko-default", "buildah"}
 )
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -276,14 +276,14 @@ func setupTools(ctx context.Context, c config, work string) ([]tool, error) {
 			}
 			hoistBin = bin
 			tools = append(tools, hoistTool(bin, name == "hoist-disk"))
-		case "kaniko":
+		case "kaniko", "kaniko-default":
 			if os.Getenv("DOCKER_HOST") == "" {
 				return nil, errors.New("DOCKER_HOST is not set: kaniko runs in the rig's Docker engine (test/rig/up.sh, then . .cache/rig/env)")
 			}
 			if o, err := exec.CommandContext(ctx, "docker", "image", "inspect", c.kanikoImage).CombinedOutput(); err != nil {
 				return nil, fmt.Errorf("kaniko image %s is not in the engine (%s): load an image of kaniko's v1.24.0 executor under that name, or name yours with --kaniko-image", c.kanikoImage, strings.TrimSpace(string(o)))
 			}
-			tools = append(tools, kanikoTool(c.kanikoImage))
+			tools = append(tools, kanikoTool(c.kanikoImage, name == "kaniko-default"))
 		case "buildah":
 			bin, err := exec.LookPath(c.buildah)
 			if err != nil {

@@ -232,7 +232,7 @@ func TestReport(t *testing.T) {
 	add("debian-warm", "buildah", []float64{60, 61, 59}, -1, 0, 52e6)
 	rep := report{
 		cfg: config{rounds: 3}, scenarios: scs, res: res,
-		tools:   []tool{hoistTool("x", false), hoistTool("x", true), kanikoTool("x"), buildahTool("x")},
+		tools:   []tool{hoistTool("x", false), hoistTool("x", true), kanikoTool("x", false), buildahTool("x")},
 		sizes:   map[string]int64{"busybox-run": 1.8e6, "debian": 1.8e6},
 		elapsed: 5 * time.Minute, date: time.Date(2026, 11, 23, 15, 0, 0, 0, time.UTC), loadStart: "1.00", loadEnd: "2.00", machine: "2 CPUs, linux/amd64",
 	}

@@ -98,15 +98,23 @@ func hoistTool(bin string, onDisk bool) tool {
 	}}
 }
 
-func kanikoTool(image string) tool {
-	return tool{name: "kaniko", label: "kaniko v1.24.0", build: func(ctx context.Context, j job) (built, error) {
+// kanikoTool runs kaniko's executor. The best case (the targets' peer)
+// caches COPY layers too; kaniko-default keeps kaniko's default
+// --cache-copy-layers=false, as most jobs run it: a warm build then
+// executes its COPY, which needs the unpacked base.
+func kanikoTool(image string, defaults bool) tool {
+	name, label, copyLayers := "kaniko", "kaniko v1.24.0", "--cache-copy-layers=true"
+	if defaults {
+		name, label, copyLayers = "kaniko-default", "kaniko v1.24.0 (default --cache-copy-layers=false)", "--cache-copy-layers=false"
+	}
+	return tool{name: name, label: label, build: func(ctx context.Context, j job) (built, error) {
 		// Not --rm: removing the container is not part of the build, and
 		// its start and end times tell the executor's own time.
 		cidFile := filepath.Join(j.scratch, "cid")
 		args := []string{"run", "--cidfile", cidFile, "--network", "host", "-v", j.ctxDir + ":/workspace:ro", image,
 			"--context", "dir:///workspace", "--dockerfile", "/workspace/Dockerfile",
 			"--destination", j.ref, "--build-arg", "BASE=" + j.baseRef,
-			"--cache=true", "--cache-copy-layers=true", "--cache-repo", j.cacheRepo,
+			"--cache=true", copyLayers, "--cache-repo", j.cacheRepo,
 			"--insecure", "--insecure-pull", "--skip-tls-verify", "--skip-tls-verify-pull"}
 		// kaniko's executor is not our child (the engine starts it): watch
 		// its high-water mark of resident memory while it runs.
