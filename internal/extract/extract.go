@@ -151,6 +151,10 @@ type extractor struct {
 	budget  chan struct{} // one token per KiB in flight
 	writers sync.WaitGroup
 	flight  map[string]bool // names handed to writers since the last wait
+	retired []*os.File      // directory descriptors to close at the next wait
+	// fresh: the root was empty when the layer began, so a name this
+	// layer has not written (or made as a parent) does not exist yet.
+	fresh bool
 }
 
 // track remembers a name handed to the writers; inFlight tells whether
@@ -167,7 +171,7 @@ func (x *extractor) inFlight(name string) bool { return x.flight[name] }
 const maxAsync = 1 << 20
 
 type fileJob struct {
-	dfd  int // a descriptor of the parent directory the writer closes
+	dfd  int // the parent directory (open until the next wait)
 	last string
 	rel  string
 	hdr  *tar.Header
@@ -185,7 +189,6 @@ func (x *extractor) startWriters(n int) {
 			defer x.writers.Done()
 			for j := range x.jobs {
 				err := x.writeFile(j)
-				unix.Close(j.dfd)
 				for range kib(len(j.data)) {
 					<-x.budget
 				}
@@ -209,6 +212,10 @@ func kib(n int) int { return n>>10 + 1 }
 func (x *extractor) wait() error {
 	x.pending.Wait()
 	x.flight = nil
+	for _, f := range x.retired {
+		f.Close()
+	}
+	x.retired = nil
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.failed
@@ -221,19 +228,40 @@ func (x *extractor) stopWriters() {
 		x.writers.Wait()
 		x.jobs = nil
 	}
+	for _, f := range x.retired {
+		f.Close()
+	}
+	x.retired = nil
 }
 
 func (x *extractor) writeFile(j fileJob) error {
-	fd, err := unix.Openat(j.dfd, j.last, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	flags := unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
+	fd, err := unix.Openat(j.dfd, j.last, flags, 0o600)
+	if errors.Is(err, unix.EEXIST) {
+		// A fresh root's name met again through a symlinked parent
+		// (lib/x and usr/lib/x): the later entry replaces the file.
+		var st unix.Stat_t
+		if serr := unix.Fstatat(j.dfd, j.last, &st, unix.AT_SYMLINK_NOFOLLOW); serr == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if uerr := unix.Unlinkat(j.dfd, j.last, 0); uerr == nil {
+				fd, err = unix.Openat(j.dfd, j.last, flags, 0o600)
+			}
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("create: %w", err)
 	}
-	f := os.NewFile(uintptr(fd), j.rel)
-	_, err = f.Write(j.data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	for data := j.data; len(data) > 0; {
+		n, werr := unix.Write(fd, data)
+		if werr == unix.EINTR {
+			continue
+		}
+		if werr != nil {
+			unix.Close(fd)
+			return fmt.Errorf("write: %w", werr)
+		}
+		data = data[n:]
 	}
-	if err != nil {
+	if err := unix.Close(fd); err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 	return x.metadata(j.hdr, j.dfd, j.last, j.rel, j.mode)
@@ -264,6 +292,11 @@ func Apply(ctx context.Context, root string, r io.Reader, o Options) (Stats, err
 		written: map[string]bool{}, warned: map[string]bool{}}
 	if x.log == nil {
 		x.log = slog.New(slog.DiscardHandler)
+	}
+	if d, err := os.Open(abs); err == nil {
+		names, _ := d.Readdirnames(1)
+		x.fresh = len(names) == 0
+		d.Close()
 	}
 	defer x.forget()
 	x.startWriters(max(2, runtime.GOMAXPROCS(0)))
@@ -364,9 +397,36 @@ func (x *extractor) parent(name string, create bool) (*os.File, string, string, 
 // may have changed.
 func (x *extractor) forget() {
 	for _, f := range x.open {
-		f.Close()
+		// Writers may still use it: closed at the next wait.
+		x.retired = append(x.retired, f)
 	}
 	x.open = nil
+}
+
+// settle waits for the writers (which closes the directories they used)
+// and resolves name's parent again.
+func (x *extractor) settle(name string) (int, string, string, error) {
+	if err := x.wait(); err != nil {
+		return 0, "", "", err
+	}
+	return x.parentFd(name)
+}
+
+// parentFd is parent without a descriptor of its own: the directory's
+// descriptor stays open (in the cache, or retired) until the writers
+// have finished with it; the caller must not close it.
+func (x *extractor) parentFd(name string) (int, string, string, error) {
+	dir, base := path.Split(name)
+	dir = strings.TrimSuffix(dir, "/")
+	if c, ok := x.open[dir]; ok {
+		return int(c.Fd()), base, path.Join(c.Name(), base), nil
+	}
+	f, base, rel, err := x.parent(name, true)
+	if err != nil {
+		return 0, "", "", err
+	}
+	x.retired = append(x.retired, f)
+	return int(f.Fd()), base, rel, nil
 }
 
 func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
@@ -398,27 +458,29 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	if hdr.Typeflag == tar.TypeXGlobalHeader {
 		return nil
 	}
-	pf, last, rel, err := x.parent(name, true)
+	dfd, last, rel, err := x.parentFd(name)
 	if err != nil {
 		return err
 	}
-	defer pf.Close()
-	dfd := int(pf.Fd())
 
 	var existing unix.Stat_t
-	exists := unix.Fstatat(dfd, last, &existing, unix.AT_SYMLINK_NOFOLLOW) == nil
+	_, seen := x.written[name]
+	exists := false
+	if !x.fresh || seen || hdr.Typeflag != tar.TypeReg {
+		exists = unix.Fstatat(dfd, last, &existing, unix.AT_SYMLINK_NOFOLLOW) == nil
+	}
 	if exists || hdr.Typeflag == tar.TypeLink {
 		// A replacement, or a link to a file a writer may still be
 		// writing: everything before this entry lands first. (A file a
 		// writer has not created yet is not seen here: the tar names it
 		// twice only when it replaces it, and then it exists — unless a
 		// writer is late, which this wait also covers.)
-		if err := x.wait(); err != nil {
+		if dfd, last, rel, err = x.settle(name); err != nil {
 			return err
 		}
 		exists = unix.Fstatat(dfd, last, &existing, unix.AT_SYMLINK_NOFOLLOW) == nil
 	} else if x.inFlight(name) {
-		if err := x.wait(); err != nil {
+		if dfd, last, rel, err = x.settle(name); err != nil {
 			return err
 		}
 		exists = unix.Fstatat(dfd, last, &existing, unix.AT_SYMLINK_NOFOLLOW) == nil
@@ -450,10 +512,6 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 			if _, err := io.ReadFull(r, data); err != nil {
 				return fmt.Errorf("read: %w", err)
 			}
-			dup, err := unix.Dup(dfd)
-			if err != nil {
-				return err
-			}
 			for range kib(len(data)) {
 				x.budget <- struct{}{}
 			}
@@ -461,7 +519,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 			x.markWritten(name)
 			x.track(name)
 			x.pending.Add(1)
-			x.jobs <- fileJob{dfd: dup, last: last, rel: rel, hdr: hdr, data: data, mode: mode}
+			x.jobs <- fileJob{dfd: dfd, last: last, rel: rel, hdr: hdr, data: data, mode: mode}
 			return nil
 		}
 		fd, err := unix.Openat(dfd, last, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
