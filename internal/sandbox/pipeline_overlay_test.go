@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/hoist-ci/hoist/internal/extract"
 	"github.com/hoist-ci/hoist/internal/snapshot"
@@ -29,24 +28,7 @@ func TestRunOverlaySnapshotApply(t *testing.T) {
 	require.NoError(t, err)
 	for _, iso := range []Isolation{Namespaces, Chroot} {
 		t.Run(string(iso), func(t *testing.T) {
-			base := func() string {
-				root := newRoot(t)
-				for p, c := range map[string]string{"etc/x": "x", "var/old": "old", "var/cache/stale": "s", "var/keep": "k"} {
-					require.NoError(t, os.MkdirAll(filepath.Join(root, filepath.Dir(p)), 0o755))
-					require.NoError(t, os.WriteFile(filepath.Join(root, p), []byte(c), 0o644))
-				}
-				return root
-			}
-			root, replica := base(), base()
-			require.NoError(t, filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				rel, _ := filepath.Rel(root, p)
-				var st unix.Stat_t
-				require.NoError(t, unix.Lstat(p, &st))
-				return unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(replica, rel), []unix.Timespec{st.Atim, st.Mtim}, unix.AT_SYMLINK_NOFOLLOW)
-			}))
+			root, replica := baseAndReplica(t)
 			require.NoError(t, snapshot.OverlayUsable(ctx, t.TempDir()), "running as root, overlayfs must mount here")
 
 			s, err := snapshot.OverlayMethod{Scratch: t.TempDir()}.Begin(ctx, root, []string{"proc", "dev", "sys"})

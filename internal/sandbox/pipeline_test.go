@@ -16,11 +16,11 @@ import (
 	"github.com/hoist-ci/hoist/internal/snapshot"
 )
 
-// TestRunSnapshotApply is the RUN pipeline on its foundations: index the
-// root, run a command in the sandbox, write the diff as a layer, apply it
-// with the extractor to a copy of the base: the copy equals the root.
-func TestRunSnapshotApply(t *testing.T) {
-	ctx := context.Background()
+// baseAndReplica makes two identical stage roots, down to their times, as
+// if both were extracted from one image: one for the command, one to
+// apply its layer to.
+func baseAndReplica(t *testing.T) (string, string) {
+	t.Helper()
 	base := func() string {
 		root := newRoot(t)
 		for p, c := range map[string]string{"etc/x": "x", "var/old": "old", "var/cache/stale": "s", "var/keep": "k"} {
@@ -30,7 +30,6 @@ func TestRunSnapshotApply(t *testing.T) {
 		return root
 	}
 	root, replica := base(), base()
-	// Same metadata on both bases, as if both were extracted from one image.
 	require.NoError(t, filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -40,6 +39,15 @@ func TestRunSnapshotApply(t *testing.T) {
 		require.NoError(t, unix.Lstat(p, &st))
 		return unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(replica, rel), []unix.Timespec{st.Atim, st.Mtim}, unix.AT_SYMLINK_NOFOLLOW)
 	}))
+	return root, replica
+}
+
+// TestRunSnapshotApply is the RUN pipeline on its foundations: index the
+// root, run a command in the sandbox, write the diff as a layer, apply it
+// with the extractor to a copy of the base: the copy equals the root.
+func TestRunSnapshotApply(t *testing.T) {
+	ctx := context.Background()
+	root, replica := baseAndReplica(t)
 
 	s, err := snapshot.IndexMethod{}.Begin(ctx, root, nil)
 	require.NoError(t, err)

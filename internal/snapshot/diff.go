@@ -159,9 +159,8 @@ func (t *Tree) Diff(ctx context.Context, w io.Writer, o Options) (Stats, error) 
 			return st, err
 		}
 		if it.wh {
-			hdr := &tar.Header{Name: it.name, Typeflag: tar.TypeReg, Mode: 0o644, ModTime: whTime, Format: tar.FormatPAX}
-			if err := tw.WriteHeader(hdr); err != nil {
-				return st, fmt.Errorf("writing %s: %w", it.name, err)
+			if err := writeMarker(tw, it.name, whTime); err != nil {
+				return st, err
 			}
 			continue
 		}
@@ -175,6 +174,25 @@ func (t *Tree) Diff(ctx context.Context, w io.Writer, o Options) (Stats, error) 
 		return st, fmt.Errorf("writing the layer: %w", err)
 	}
 	return st, nil
+}
+
+// readNames lists a directory's entry names.
+func readNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// writeMarker writes a whiteout or opaque marker.
+func writeMarker(tw *tar.Writer, name string, t time.Time) error {
+	hdr := &tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, ModTime: t, Format: tar.FormatPAX}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("writing %s: %w", name, err)
+	}
+	return nil
 }
 
 // pathLess orders paths so a directory comes right before its contents

@@ -142,12 +142,7 @@ func (t *Tree) walk(ctx context.Context, fn func(rel string, m meta)) error {
 			return err
 		}
 		dir := filepath.Join(t.root, rel)
-		f, err := os.Open(dir)
-		if err != nil {
-			return err
-		}
-		names, err := f.Readdirnames(-1)
-		f.Close()
+		names, err := readNames(dir)
 		if err != nil {
 			return err
 		}

@@ -60,12 +60,7 @@ func (s *overlaySession) applyUpper(ctx context.Context) error {
 // directory rel, which exists (rel is "" or a directory of both that
 // is not opaque).
 func (s *overlaySession) moveDir(rel string) error {
-	f, err := os.Open(filepath.Join(s.upper, rel))
-	if err != nil {
-		return err
-	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
+	names, err := readNames(filepath.Join(s.upper, rel))
 	if err != nil {
 		return err
 	}
@@ -132,12 +127,7 @@ func (s *overlaySession) cleanTree(p string, dir bool) error {
 	if !dir {
 		return nil
 	}
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
+	names, err := readNames(p)
 	if err != nil {
 		return err
 	}

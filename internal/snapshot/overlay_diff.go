@@ -74,12 +74,7 @@ func (s *overlaySession) diff(ctx context.Context, w io.Writer, o Options, exclu
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		f, err := os.Open(filepath.Join(s.upper, rel))
-		if err != nil {
-			return err
-		}
-		names, err := f.Readdirnames(-1)
-		f.Close()
+		names, err := readNames(filepath.Join(s.upper, rel))
 		if err != nil {
 			return err
 		}
@@ -170,9 +165,8 @@ func (s *overlaySession) diff(ctx context.Context, w io.Writer, o Options, exclu
 			return st, err
 		}
 		if it.marker {
-			hdr := &tar.Header{Name: it.name, Typeflag: tar.TypeReg, Mode: 0o644, ModTime: whTime, Format: tar.FormatPAX}
-			if err := tw.WriteHeader(hdr); err != nil {
-				return st, fmt.Errorf("writing %s: %w", it.name, err)
+			if err := writeMarker(tw, it.name, whTime); err != nil {
+				return st, err
 			}
 			continue
 		}
