@@ -2,6 +2,7 @@ package buildpush
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
@@ -29,11 +30,47 @@ type cache struct {
 	stored map[v1.Hash]name.Digest
 }
 
+// Manifest annotations of a cache entry: when it was written and its
+// layer's diff ID, so a hit needs the manifest alone (no config read).
+const (
+	annotationCreated = "dev.hoist.cache.created"
+	annotationDiffID  = "dev.hoist.cache.diffid"
+)
+
 func (c *cache) lookup(ctx context.Context, key string) (v1.Layer, bool) {
 	ref := c.repo.Tag(key)
-	img, err := remote.Image(ref, c.o.links.forTarget()...)
+	desc, err := remote.Get(ref, c.o.links.forTarget()...)
 	if err != nil {
 		c.o.Log.Debug("cache miss", "key", key)
+		return nil, false
+	}
+	var m v1.Manifest
+	if err := json.Unmarshal(desc.Manifest, &m); err != nil || len(m.Layers) != 1 {
+		return nil, false
+	}
+	created, cerr := time.Parse(time.RFC3339Nano, m.Annotations[annotationCreated])
+	diffID, derr := v1.NewHash(m.Annotations[annotationDiffID])
+	if cerr != nil || derr != nil {
+		// An entry written before the annotations: read its config.
+		return c.lookupByConfig(key, desc)
+	}
+	if c.o.CacheTTL > 0 && c.o.Now().Sub(created) > c.o.CacheTTL {
+		c.o.Log.Info("cache entry expired", "key", key, "created", created.Format(time.RFC3339))
+		return nil, false
+	}
+	ld := m.Layers[0]
+	ldRef := c.repo.Digest(ld.Digest.String())
+	l, err := remote.Layer(ldRef, c.o.links.forTarget()...)
+	if err != nil {
+		return nil, false
+	}
+	c.o.Log.Info("cache hit", "key", key)
+	return &remote.MountableLayer{Layer: &cachedLayer{Layer: l, desc: ld, diffID: diffID}, Reference: ldRef}, true
+}
+
+func (c *cache) lookupByConfig(key string, desc *remote.Descriptor) (v1.Layer, bool) {
+	img, err := desc.Image()
+	if err != nil {
 		return nil, false
 	}
 	cf, err := img.ConfigFile()
@@ -51,6 +88,21 @@ func (c *cache) lookup(ctx context.Context, key string) (v1.Layer, bool) {
 	c.o.Log.Info("cache hit", "key", key)
 	return layers[0], true
 }
+
+// cachedLayer is a cache entry's layer described by its manifest: digest,
+// size, media type and (from the annotation) diff ID are known without a
+// request; the content is fetched only if it is read (a later RUN that
+// unpacks the stage).
+type cachedLayer struct {
+	v1.Layer
+	desc   v1.Descriptor
+	diffID v1.Hash
+}
+
+func (l *cachedLayer) Digest() (v1.Hash, error)            { return l.desc.Digest, nil }
+func (l *cachedLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
+func (l *cachedLayer) Size() (int64, error)                { return l.desc.Size, nil }
+func (l *cachedLayer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
 
 // store writes a layer to the cache in the background; failures only warn.
 func (c *cache) store(key string, l v1.Layer) {
@@ -87,11 +139,17 @@ func (c *cache) write(key string, l v1.Layer) error {
 		return err
 	}
 	cf = cf.DeepCopy()
-	cf.Created = v1.Time{Time: c.o.Now().UTC()}
+	now := c.o.Now().UTC()
+	cf.Created = v1.Time{Time: now}
 	cf.OS, cf.Architecture = "linux", "amd64"
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
 		return err
 	}
+	diffID, err := l.DiffID()
+	if err != nil {
+		return err
+	}
+	img = mutate.Annotations(img, map[string]string{annotationCreated: now.Format(time.RFC3339Nano), annotationDiffID: diffID.String()}).(v1.Image)
 	ref := c.repo.Tag(key)
 	if err := remote.Write(ref, img, c.o.links.forTarget()...); err != nil {
 		return fmt.Errorf("pushing %s: %w", ref, err)

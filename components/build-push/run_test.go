@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -279,6 +281,7 @@ func TestRunCacheHitNeverUnpacksTheBase(t *testing.T) {
 	second, out, err := build(t, e, files, withCache)
 	require.NoError(t, err, out)
 	require.LessOrEqual(t, e.counter.Snapshot().Kind(testrig.KindPing), 3, "one ping each for base reads, destination and cache reads, and writes: %s", e.counter.Snapshot())
+	require.LessOrEqual(t, e.counter.Snapshot().Get(http.MethodGet, testrig.KindBlob), 1, "only the base's config is read: a hit needs its manifest alone: %s", e.counter.Snapshot())
 	uploads := e.rec.uploadedDigests()
 	require.Equal(t, 0, second.LayersBuilt)
 	require.Equal(t, 3, second.CacheHits)
@@ -303,14 +306,39 @@ func TestRunCacheHitNeverUnpacksTheBase(t *testing.T) {
 		require.NotContains(t, uploads, db.String(), "0 layer bytes moved: every layer is mounted or already there")
 	}
 
+	// Entries written before the manifest annotations still hit (their
+	// config is read instead).
+	cacheRepo, err := name.NewRepository(e.host+"/cache", name.Insecure)
+	require.NoError(t, err)
+	keys, err := remote.List(cacheRepo)
+	require.NoError(t, err)
+	for _, k := range keys {
+		old, err := remote.Image(cacheRepo.Tag(k))
+		require.NoError(t, err)
+		ls, err := old.Layers()
+		require.NoError(t, err)
+		plain, err := mutate.AppendLayers(empty.Image, ls...)
+		require.NoError(t, err)
+		cf, err := plain.ConfigFile()
+		require.NoError(t, err)
+		cf = cf.DeepCopy()
+		cf.Created = v1.Time{Time: time.Now()}
+		plain, err = mutate.ConfigFile(plain, cf)
+		require.NoError(t, err)
+		require.NoError(t, remote.Write(cacheRepo.Tag(k), plain))
+	}
+	third, out, err := build(t, e, files, withCache)
+	require.NoError(t, err, out)
+	require.Equal(t, 3, third.CacheHits)
+
 	// A build arg the RUN sees changes its key; one it does not see
 	// (declared after it) does not.
 	files["Dockerfile"] = "ARG BASE\nFROM ${BASE}\nARG V=1\nRUN seq 1 200 > /numbers\n"
 	_, out, err = build(t, e, files, withCache)
 	require.NoError(t, err, out)
-	third, out, err := build(t, e, files, func(o *Options) { withCache(o); o.BuildArgs["V"] = "2" })
+	fourth, out, err := build(t, e, files, func(o *Options) { withCache(o); o.BuildArgs["V"] = "2" })
 	require.NoError(t, err, out)
-	require.Equal(t, 1, third.LayersBuilt, "V is visible to the RUN: a miss")
+	require.Equal(t, 1, fourth.LayersBuilt, "V is visible to the RUN: a miss")
 }
 
 func TestRunMounts(t *testing.T) {
