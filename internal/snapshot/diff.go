@@ -131,49 +131,65 @@ func (t *Tree) Diff(ctx context.Context, w io.Writer, o Options) (Stats, error) 
 	}
 	st.Changed = len(emit)
 
-	type item struct {
-		name string
-		c    *change
-		wh   bool
-	}
-	items := make([]item, 0, len(emit)+len(whiteouts)+len(opaque))
+	items := make([]layerItem, 0, len(emit)+len(whiteouts)+len(opaque))
 	for p, c := range emit {
-		items = append(items, item{name: p, c: c})
+		items = append(items, layerItem{name: p, path: t.root + "/" + p, m: c.m})
 		if c.opaque {
-			items = append(items, item{name: path.Join(p, opaqueMarker), wh: true})
+			items = append(items, layerItem{name: path.Join(p, opaqueMarker), marker: true})
 		}
 	}
 	for _, p := range whiteouts {
-		items = append(items, item{name: path.Join(path.Dir(p), whiteoutPrefix+path.Base(p)), wh: true})
+		items = append(items, layerItem{name: path.Join(path.Dir(p), whiteoutPrefix+path.Base(p)), marker: true})
 	}
 	sort.Slice(items, func(i, j int) bool { return pathLess(items[i].name, items[j].name) })
+	n, err := writeLayer(ctx, w, items, o, nil)
+	st.BytesRead += n
+	return st, err
+}
 
+// layerItem is one entry of a layer: a path on the host (named name in
+// the layer, with the metadata m), or a whiteout or opaque marker.
+type layerItem struct {
+	name   string
+	path   string
+	m      meta
+	marker bool
+	// bare (overlay): a directory copied up whose own metadata equals the
+	// root's; it goes into the layer only as the parent of a change.
+	bare bool
+}
+
+// writeLayer writes the items, sorted, as a layer tar (extended
+// attributes that skip names left out) and returns the bytes of file
+// content read.
+func writeLayer(ctx context.Context, w io.Writer, items []layerItem, o Options, skip func(string) bool) (int64, error) {
 	tw := tar.NewWriter(w)
 	links := map[[2]uint64]string{} // inode → first name written
 	whTime := time.Unix(0, 0).UTC()
 	if o.Epoch != nil {
 		whTime = o.Epoch.UTC()
 	}
+	var read int64
 	for _, it := range items {
 		if err := ctx.Err(); err != nil {
-			return st, err
+			return read, err
 		}
-		if it.wh {
+		if it.marker {
 			if err := writeMarker(tw, it.name, whTime); err != nil {
-				return st, err
+				return read, err
 			}
 			continue
 		}
-		n, err := t.writeEntry(tw, it.c, links, o)
-		st.BytesRead += n
+		n, err := writeEntry(tw, it.name, it.path, it.m, links, o, skip)
+		read += n
 		if err != nil {
-			return st, err
+			return read, err
 		}
 	}
 	if err := tw.Close(); err != nil {
-		return st, fmt.Errorf("writing the layer: %w", err)
+		return read, fmt.Errorf("writing the layer: %w", err)
 	}
-	return st, nil
+	return read, nil
 }
 
 // readNames lists a directory's entry names.
@@ -202,10 +218,6 @@ func pathLess(a, b string) bool {
 }
 
 func isDir(mode uint32) bool { return mode&unix.S_IFMT == unix.S_IFDIR }
-
-func (t *Tree) writeEntry(tw *tar.Writer, c *change, links map[[2]uint64]string, o Options) (int64, error) {
-	return writeEntry(tw, c.name, t.root+"/"+c.name, c.m, links, o, nil)
-}
 
 // writeEntry writes the path at host (named name in the layer, with the
 // metadata m) into the layer: a directory, a symlink, a regular file (a

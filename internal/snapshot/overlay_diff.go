@@ -1,7 +1,6 @@
 package snapshot
 
 import (
-	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -45,19 +43,6 @@ func (s *overlaySession) opaque(p string) (bool, error) {
 	return n == 1 && buf[0] == 'y', nil
 }
 
-// upperItem is one entry of an overlay layer: an upper path, or a
-// whiteout or opaque marker.
-type upperItem struct {
-	name   string // in the layer
-	path   string // in the upper directory; empty for markers
-	m      meta
-	marker bool
-	// bare: a directory overlay copied up whose own metadata equals the
-	// root's (something was made and removed in it, or a child changed);
-	// it goes into the layer only as the parent of a change.
-	bare bool
-}
-
 // diff walks the upper directory only and writes it as a layer: the
 // entries as the index method names and orders them, whiteouts for
 // overlay's whiteouts, opaque markers for directories that replaced a
@@ -65,7 +50,7 @@ type upperItem struct {
 // overlay copies every parent of a change up.
 func (s *overlaySession) diff(ctx context.Context, w io.Writer, o Options, exclude map[string]bool) (Stats, error) {
 	var st Stats
-	var items []upperItem
+	var items []layerItem
 	// lowerVisible: the root has a directory at rel, not hidden by an
 	// opaque or new directory above it; only then do whiteouts and
 	// opaque markers under rel mean anything.
@@ -91,7 +76,7 @@ func (s *overlaySession) diff(ctx context.Context, w io.Writer, o Options, exclu
 			st.Scanned++
 			if isWhiteout(&fst) {
 				if lowerVisible {
-					items = append(items, upperItem{name: path.Join(rel, whiteoutPrefix+n), marker: true})
+					items = append(items, layerItem{name: path.Join(rel, whiteoutPrefix+n), marker: true})
 					st.Deleted++
 				}
 				continue
@@ -102,7 +87,7 @@ func (s *overlaySession) diff(ctx context.Context, w io.Writer, o Options, exclu
 					return err
 				}
 			}
-			items = append(items, upperItem{name: child, path: p, m: m})
+			items = append(items, layerItem{name: child, path: p, m: m})
 			if !isDir(fst.Mode) {
 				continue
 			}
@@ -119,7 +104,7 @@ func (s *overlaySession) diff(ctx context.Context, w io.Writer, o Options, exclu
 				}
 			}
 			if opq && lowerDir {
-				items = append(items, upperItem{name: path.Join(child, opaqueMarker), marker: true})
+				items = append(items, layerItem{name: path.Join(child, opaqueMarker), marker: true})
 				st.Opaque++
 			}
 			if err := visit(child, lowerDir && !opq); err != nil {
@@ -154,32 +139,9 @@ func (s *overlaySession) diff(ctx context.Context, w io.Writer, o Options, exclu
 		}
 	}
 
-	tw := tar.NewWriter(w)
-	links := map[[2]uint64]string{}
-	whTime := time.Unix(0, 0).UTC()
-	if o.Epoch != nil {
-		whTime = o.Epoch.UTC()
-	}
-	for _, it := range items {
-		if err := ctx.Err(); err != nil {
-			return st, err
-		}
-		if it.marker {
-			if err := writeMarker(tw, it.name, whTime); err != nil {
-				return st, err
-			}
-			continue
-		}
-		n, err := s.writeEntry(tw, it, links, o)
-		st.BytesRead += n
-		if err != nil {
-			return st, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return st, fmt.Errorf("writing the layer: %w", err)
-	}
-	return st, nil
+	n, err := writeLayer(ctx, w, items, o, s.overlayXattr)
+	st.BytesRead += n
+	return st, err
 }
 
 // sameDirMeta: a directory's own metadata (type, permissions, owner,
@@ -187,10 +149,4 @@ func (s *overlaySession) diff(ctx context.Context, w io.Writer, o Options, exclu
 // moves when anything is made and removed in it.
 func sameDirMeta(a, b meta) bool {
 	return a.mode == b.mode && a.uid == b.uid && a.gid == b.gid && a.mtime == b.mtime
-}
-
-// writeEntry writes one upper path as the index method writes a path of
-// the root, leaving out overlay's own extended attributes.
-func (s *overlaySession) writeEntry(tw *tar.Writer, it upperItem, links map[[2]uint64]string, o Options) (int64, error) {
-	return writeEntry(tw, it.name, it.path, it.m, links, o, s.overlayXattr)
 }
