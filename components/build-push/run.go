@@ -38,7 +38,7 @@ func (b *builder) run(ctx context.Context, st *dockerfile.State, out *stageOut, 
 	if r.Network == string(sandbox.NetworkNone) {
 		network = sandbox.NetworkNone
 	}
-	mounts, err := b.mountIdentities(ctx, r)
+	mounts, binds, err := b.mountIdentities(ctx, r)
 	if err != nil {
 		return fmt.Errorf("%s: RUN --mount: %w", where, err)
 	}
@@ -90,7 +90,7 @@ func (b *builder) run(ctx context.Context, st *dockerfile.State, out *stageOut, 
 	}
 	_, keeps := sess.(snapshot.KeepsExcluded)
 	pl := &placement{root: sess.Dir(), keepsExcluded: keeps}
-	extraEnv, err := b.placeMounts(ctx, pl, r, user)
+	extraEnv, err := b.placeMounts(ctx, pl, r, user, binds)
 	if err == nil {
 		err = pl.scripts(r.Scripts)
 	}
@@ -255,10 +255,12 @@ func runKey(parent string, r *dockerfile.Run, network sandbox.Network, mounts []
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// mountIdentities describe the mounts for the cache key.
-func (b *builder) mountIdentities(ctx context.Context, r *dockerfile.Run) ([]string, error) {
+// mountIdentities describe the mounts for the cache key; the contents of
+// bind mounts, by mount index, are kept for placeMounts.
+func (b *builder) mountIdentities(ctx context.Context, r *dockerfile.Run) ([]string, map[int][]layer.Entry, error) {
 	var out []string
-	for _, m := range r.Mounts {
+	binds := map[int][]layer.Entry{}
+	for i, m := range r.Mounts {
 		id := fmt.Sprintf("%s|%s|%s|%s|ro=%t|env=%s", m.Type, m.Target, m.ID, m.Source, m.ReadOnly, m.Env)
 		if m.Mode != nil {
 			id += fmt.Sprintf("|mode=%o", *m.Mode)
@@ -272,13 +274,14 @@ func (b *builder) mountIdentities(ctx context.Context, r *dockerfile.Run) ([]str
 		if m.Type == dockerfile.MountBind {
 			entries, err := b.bindEntries(ctx, m)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			d, err := layer.DiffIDOf(layer.WithoutTimes(entries))
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			id += "|content=" + d.String()
+			binds[i] = entries
 		}
 		if m.Type == dockerfile.MountSecret {
 			_, ok := b.o.Secrets[m.ID]
@@ -286,7 +289,7 @@ func (b *builder) mountIdentities(ctx context.Context, r *dockerfile.Run) ([]str
 		}
 		out = append(out, id)
 	}
-	return out, nil
+	return out, binds, nil
 }
 
 // bindEntries are what a bind mount shows: a path of the build context,
@@ -341,12 +344,17 @@ func (b *builder) bindEntries(ctx context.Context, m dockerfile.Mount) ([]layer.
 func (b *builder) copyFromSingle(ctx context.Context, s *stageFS, src string, o layer.CopyOptions) ([]layer.Entry, error) {
 	p := strings.Trim(path.Clean("/"+src), "/")
 	if p != "" {
-		if e, ok := s.known(p); ok && !e.Mode.IsDir() {
-			o.DestDir = false
-		} else if m, err := s.files(ctx); err == nil {
-			if e, ok := m[p]; ok && !e.Mode.IsDir() {
-				o.DestDir = false
+		e, ok := s.known(p)
+		if !ok && s.root == "" {
+			// Not among this build's files: the base image's list says.
+			m, err := s.files(ctx)
+			if err != nil {
+				return nil, err
 			}
+			e, ok = m[p]
+		}
+		if ok && !e.Mode.IsDir() {
+			o.DestDir = false
 		}
 	}
 	return s.copyFrom(ctx, []string{"/" + p}, o)
@@ -455,9 +463,9 @@ func (p *placement) scripts(list []dockerfile.Script) error {
 
 // placeMounts puts each mount in place and returns the environment the
 // secrets with env= add.
-func (b *builder) placeMounts(ctx context.Context, p *placement, r *dockerfile.Run, user runUser) ([]string, error) {
+func (b *builder) placeMounts(ctx context.Context, p *placement, r *dockerfile.Run, user runUser, binds map[int][]layer.Entry) ([]string, error) {
 	var env []string
-	for _, m := range r.Mounts {
+	for i, m := range r.Mounts {
 		switch m.Type {
 		case dockerfile.MountSecret:
 			value, ok := b.o.Secrets[m.ID]
@@ -510,10 +518,7 @@ func (b *builder) placeMounts(ctx context.Context, p *placement, r *dockerfile.R
 				return nil, err
 			}
 		case dockerfile.MountBind:
-			entries, err := b.bindEntries(ctx, m)
-			if err != nil {
-				return nil, err
-			}
+			entries := binds[i]
 			if _, err := p.prepare(m.Target); err != nil {
 				return nil, fmt.Errorf("type=bind,target=%s: %w", m.Target, err)
 			}
