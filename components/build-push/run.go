@@ -90,7 +90,7 @@ func (b *builder) run(ctx context.Context, st *dockerfile.State, out *stageOut, 
 	}
 	_, keeps := sess.(snapshot.KeepsExcluded)
 	pl := &placement{root: sess.Dir(), keepsExcluded: keeps}
-	extraEnv, err := b.placeMounts(ctx, pl, r, user, binds)
+	extraEnv, err := b.placeMounts(ctx, pl, r, binds)
 	if err == nil {
 		err = pl.scripts(r.Scripts)
 	}
@@ -463,7 +463,7 @@ func (p *placement) scripts(list []dockerfile.Script) error {
 
 // placeMounts puts each mount in place and returns the environment the
 // secrets with env= add.
-func (b *builder) placeMounts(ctx context.Context, p *placement, r *dockerfile.Run, user runUser, binds map[int][]layer.Entry) ([]string, error) {
+func (b *builder) placeMounts(ctx context.Context, p *placement, r *dockerfile.Run, binds map[int][]layer.Entry) ([]string, error) {
 	var env []string
 	for i, m := range r.Mounts {
 		switch m.Type {
@@ -526,7 +526,7 @@ func (b *builder) placeMounts(ctx context.Context, p *placement, r *dockerfile.R
 				return nil, fmt.Errorf("type=bind,target=%s: %w", m.Target, err)
 			}
 		case dockerfile.MountCache:
-			if err := b.placeCache(ctx, p, m, user); err != nil {
+			if err := b.placeCache(ctx, p, m); err != nil {
 				return nil, fmt.Errorf("type=cache,target=%s: %w", m.Target, err)
 			}
 		}
@@ -537,7 +537,7 @@ func (b *builder) placeMounts(ctx context.Context, p *placement, r *dockerfile.R
 // placeCache moves a persisted cache directory (cache-dir/<id>) to the
 // target for the command and back after it; across file systems it is
 // copied.
-func (b *builder) placeCache(ctx context.Context, p *placement, m dockerfile.Mount, user runUser) error {
+func (b *builder) placeCache(ctx context.Context, p *placement, m dockerfile.Mount) error {
 	dir, err := b.cacheMountDir(m.ID)
 	if err != nil {
 		return err

@@ -89,32 +89,6 @@ type Mount struct {
 	SizeLimit int64
 }
 
-// MountsText describes the mounts for a cache key: types, targets,
-// sources and ids, never a secret's value.
-func (r *Run) MountsText() string {
-	var b strings.Builder
-	for _, m := range r.Mounts {
-		fmt.Fprintf(&b, "type=%s,target=%s,source=%s,id=%s,ro=%t,env=%s", m.Type, m.Target, m.Source, m.ID, m.ReadOnly, m.Env)
-		if m.FromStage != nil {
-			fmt.Fprintf(&b, ",from-stage=%d", m.FromStage.Index)
-		}
-		if m.FromImage != "" {
-			fmt.Fprintf(&b, ",from-image=%s", m.FromImage)
-		}
-		if m.Mode != nil {
-			fmt.Fprintf(&b, ",mode=%o", *m.Mode)
-		}
-		if m.UID != nil {
-			fmt.Fprintf(&b, ",uid=%d", *m.UID)
-		}
-		if m.GID != nil {
-			fmt.Fprintf(&b, ",gid=%d", *m.GID)
-		}
-		b.WriteString(";")
-	}
-	return b.String()
-}
-
 func (st *State) runOp(c *instructions.RunCommand) (Op, error) {
 	loc := c.Location()
 	cfg := &st.Config.Config
