@@ -716,8 +716,8 @@ func copyTree(src, dst string) error {
 		default:
 			return nil
 		}
-		if entry, ok := rootEntry(filepath.Dir(p), filepath.Base(p)); ok {
-			_ = os.Lchown(target, entry.UID, entry.GID)
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+			_ = os.Lchown(target, int(st.Uid), int(st.Gid))
 		}
 		if d.Type()&fs.ModeSymlink == 0 {
 			return os.Chmod(target, fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky))
