@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
@@ -113,6 +114,11 @@ func (c *Client) Explain(err error, repo name.Repository, action string) error {
 			Hint:       c.hint(reg),
 			Err:        err,
 		}
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused") {
+		return &explained{msg: fmt.Sprintf("%s %s: %v (nothing answered at %s, after %d attempts: check that the registry is running "+
+			"and reachable from this job — host, port, proxy settings; push-retry raises the attempts)",
+			action, repo, err, reg, c.opts.Retry.withDefaults().Attempts), err: err}
 	}
 	if c.IsInsecure(reg) {
 		return err

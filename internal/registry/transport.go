@@ -236,9 +236,12 @@ func (r *retrier) RoundTrip(in *http.Request) (*http.Response, error) {
 		case retryStatus[resp.StatusCode] && replayable && attempt < max:
 			reason = strconv.Itoa(resp.StatusCode)
 			wait = retryAfter(resp.Header.Get("Retry-After"), time.Now())
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			resp.Body.Close()
+			discard(resp)
 		default:
+			if in.Method == http.MethodGet && resp.StatusCode == http.StatusOK && in.Header.Get("Range") == "" &&
+				resp.Body != nil && resp.Body != http.NoBody {
+				resp.Body = newResumingBody(r, req, resp, attempt)
+			}
 			return resp, nil
 		}
 		d := r.backoff(attempt)
@@ -247,12 +250,8 @@ func (r *retrier) RoundTrip(in *http.Request) (*http.Response, error) {
 		}
 		r.c.log.Info(fmt.Sprintf("retrying %s %s after %s (attempt %d/%d)", in.Method, redactURL(in.URL), reason, attempt+1, max),
 			"method", in.Method, "url", redactURL(in.URL), "reason", reason, "attempt", attempt+1, "attempts", max, "delay", d)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
+		if err := sleep(ctx, d); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -282,8 +281,9 @@ func retryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// retryableError: connection resets, unexpected EOFs, broken pipes, timeouts
-// of the connection (not of the caller's context).
+// retryableError: refused connections (a registry restarting), connection
+// resets, unexpected EOFs, broken pipes, timeouts of the connection (not of
+// the caller's context).
 func retryableError(ctx context.Context, err error) bool {
 	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
@@ -292,7 +292,7 @@ func retryableError(ctx context.Context, err error) bool {
 	if errors.As(err, &ie) {
 		return false
 	}
-	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
 		return true
 	}
@@ -301,7 +301,7 @@ func retryableError(ctx context.Context, err error) bool {
 		return true
 	}
 	msg := err.Error()
-	for _, s := range []string{"connection reset", "broken pipe", "server closed idle connection", "transport connection broken", "GOAWAY", "REFUSED_STREAM"} {
+	for _, s := range []string{"connection refused", "connection reset", "broken pipe", "server closed idle connection", "transport connection broken", "GOAWAY", "REFUSED_STREAM"} {
 		if strings.Contains(msg, s) {
 			return true
 		}
@@ -311,6 +311,8 @@ func retryableError(ctx context.Context, err error) bool {
 
 func describeNetError(err error) string {
 	switch {
+	case errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused"):
+		return "a refused connection"
 	case errors.Is(err, syscall.ECONNRESET) || strings.Contains(err.Error(), "connection reset"):
 		return "a connection reset"
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
