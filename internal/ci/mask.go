@@ -53,10 +53,13 @@ func (m *masker) add(secret string) []string {
 	}
 	// Redact the value, its lines, and the encodings it takes when it ends
 	// up inside a quoted string, a workflow command, or a URL.
+	// Its base64 forms too, whatever precedes it ("user:" in a Basic
+	// credential shifts the encoding).
 	forms := append([]string{secret}, platform...)
 	for _, f := range append([]string(nil), forms...) {
 		q := strconv.Quote(f)
 		forms = append(forms, q[1:len(q)-1], escapeData(f), escapeProperty(f), url.QueryEscape(f), url.PathEscape(f))
+		forms = append(forms, base64Forms(f)...)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -92,18 +95,19 @@ func (m *masker) add(secret string) []string {
 	return platform
 }
 
-// redact replaces every registered secret in s.
+// redact replaces every registered secret in s, then every credential
+// Redact recognizes by its form.
 func (m *masker) redact(s string) string {
 	m.mu.RLock()
 	r := m.r
 	m.mu.RUnlock()
-	if r == nil {
-		return s
+	if r != nil {
+		s = r.Replace(s)
 	}
-	return r.Replace(s)
+	return Redact(s)
 }
 
-// contains reports whether s holds a registered secret.
+// contains reports whether s holds a registered secret or a credential.
 func (m *masker) contains(s string) bool { return m.redact(s) != s }
 
 // escapeData and escapeProperty are the workflow-command escapings (the

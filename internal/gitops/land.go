@@ -26,7 +26,10 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/memory"
+
+	"github.com/hoist-ci/hoist/internal/ci"
 )
 
 // EditFunc applies the change to the branch tip's files and returns the new
@@ -93,6 +96,24 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // Land clones, edits, commits and pushes, retrying on a moved branch.
 func Land(ctx context.Context, o Options) (Result, error) {
+	res, err := land(ctx, o)
+	// A git server's answer (go-git copies the body of an error response
+	// into its errors) may echo the credentials.
+	return res, ci.RedactError(err, secretsOf(o.Auth)...)
+}
+
+// secretsOf are the credential values of an auth method, for redaction.
+func secretsOf(auth transport.AuthMethod) []string {
+	if b, ok := auth.(*githttp.BasicAuth); ok && b.Password != "" {
+		return []string{b.Password}
+	}
+	if b, ok := auth.(*githttp.TokenAuth); ok && b.Token != "" {
+		return []string{b.Token}
+	}
+	return nil
+}
+
+func land(ctx context.Context, o Options) (Result, error) {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 5
 	}
