@@ -1,6 +1,7 @@
 package ci
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -134,14 +135,33 @@ type consoleWriter struct {
 	mask bool
 }
 
+// redactPiece bounds the text redacted at once: a large write (a diff of a
+// large file) is redacted a run of whole lines at a time, so masking costs
+// a few copies of a piece, not of the write.
+const redactPiece = 64 << 10
+
 func (w consoleWriter) Write(p []byte) (int, error) {
-	s := string(p)
-	if w.mask {
-		s = w.c.masks.redact(s)
-	}
 	w.c.mu.Lock()
 	defer w.c.mu.Unlock()
-	_, _ = io.WriteString(w.c.w, s)
+	for rest := p; len(rest) > 0; {
+		piece := rest
+		if len(piece) > redactPiece {
+			piece = piece[:redactPiece]
+			if nl := bytes.LastIndexByte(piece, '\n'); nl >= 0 {
+				piece = piece[:nl+1]
+			} else if nl := bytes.IndexByte(rest, '\n'); nl >= 0 {
+				piece = rest[:nl+1]
+			} else {
+				piece = rest
+			}
+		}
+		rest = rest[len(piece):]
+		s := string(piece)
+		if w.mask {
+			s = w.c.masks.redact(s)
+		}
+		_, _ = io.WriteString(w.c.w, s)
+	}
 	return len(p), nil
 }
 
