@@ -58,7 +58,7 @@ func (b *builder) materialize(ctx context.Context, out *stageOut) error {
 	}
 	b.o.Log.Info("unpacked the stage for RUN", "layers", len(layers), "entries", st.Entries, "bytes", st.Bytes, "elapsed", time.Since(start).Round(time.Millisecond).String())
 	out.fs.root = dir
-	out.fs.flat = nil
+	out.fs.tree = nil
 	return nil
 }
 

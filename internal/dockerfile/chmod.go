@@ -86,6 +86,10 @@ func octalMode(n uint32) fs.FileMode {
 	return m
 }
 
+// Octal reports whether the mode was given in octal (BuildKit creates the
+// destination's missing directories with its bits then).
+func (c *Chmod) Octal() bool { return c.octal }
+
 // Apply returns the permission bits (with setuid/setgid/sticky) for an
 // entry whose current mode is cur.
 func (c *Chmod) Apply(cur fs.FileMode, isDir bool) fs.FileMode {
