@@ -70,6 +70,7 @@ test-short: ## the fast tests only (no rig needed)
 	go test -short -count=1 ./...
 
 demo: build ## the example pipeline (gate, build-push, retag, bump) end to end on an embedded registry
+	test/rig/demo-deps.sh
 	go run ./examples/demo -bin bin
 
 # The engine is up for the benchmarks whose peer runs in a container (kaniko).
