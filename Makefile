@@ -15,7 +15,7 @@ HELPER_TAR   := .cache/helper.tar
 HELPER_TAG   := hoist-rig/helper:latest
 TEST_TIMEOUT := 20m
 TEST_LOG     := .cache/test.log
-GO_FILES      = $(shell find . -name '*.go' -not -path './.cache/*' -not -path './.git/*')
+GO_FILES      = $(shell find . -name '*.go' -not -path './.cache/*' -not -path './.git/*' -not -path '*/testdata/*')
 
 .PHONY: help build generate image rig-install rig-up rig-down test test-short demo bench lint clean
 
