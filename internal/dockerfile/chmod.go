@@ -20,7 +20,6 @@ type chmodClause struct {
 	op    byte        // + - =
 	perm  string      // rwxXst
 	whoS  string
-	empty bool
 }
 
 // ParseChmod parses a --chmod value.

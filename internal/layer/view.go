@@ -151,7 +151,7 @@ func EntryFromTar(name string, hdr *tar.Header) (Entry, bool) {
 	switch hdr.Typeflag {
 	case tar.TypeDir:
 		e.Mode = fs.ModeDir | perm
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg, '\x00': // '\x00' is the pre-POSIX regular file
 		e.Mode = perm
 		e.Size = hdr.Size
 	case tar.TypeSymlink:

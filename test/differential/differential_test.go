@@ -73,16 +73,13 @@ type caseSpec struct {
 }
 
 type env struct {
-	reg     *testrig.Reg
-	bk      *testrig.BuildKit
-	hoist   string // the build-push binary
-	bases   map[string]string
-	debian  sync.Once
-	debErr  error
-	baseMu  sync.Mutex
-	t       *testing.T
-	remote  []remote.Option
-	scratch string
+	reg    *testrig.Reg
+	bk     *testrig.BuildKit
+	hoist  string // the build-push binary
+	bases  map[string]string
+	debian sync.Once
+	baseMu sync.Mutex
+	t      *testing.T
 }
 
 func TestDifferential(t *testing.T) {
