@@ -1,10 +1,12 @@
 package gitops
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -55,15 +57,7 @@ func fetchTip(ctx context.Context, url string, auth transport.AuthMethod, branch
 // fetch runs one upload-pack exchange into t.s and returns the branch's
 // reference and whether the blob filter was applied.
 func (t *tip) fetch(ctx context.Context, branch string, filter bool) (ref *plumbing.Reference, filtered bool, err error) {
-	ep, err := transport.NewEndpoint(t.url)
-	if err != nil {
-		return nil, false, err
-	}
-	cl, err := client.NewClient(ep)
-	if err != nil {
-		return nil, false, err
-	}
-	sess, err := cl.NewUploadPackSession(ep, t.auth)
+	sess, adv, err := openUploadPack(ctx, t.url, t.auth)
 	if err != nil {
 		return nil, false, err
 	}
@@ -72,10 +66,6 @@ func (t *tip) fetch(ctx context.Context, branch string, filter bool) (ref *plumb
 			err = cerr
 		}
 	}()
-	adv, err := sess.AdvertisedReferencesContext(ctx)
-	if err != nil {
-		return nil, false, err
-	}
 	ref, err = branchRef(adv, branch)
 	if err != nil {
 		return nil, false, err
@@ -121,6 +111,29 @@ func (t *tip) fetch(ctx context.Context, branch string, filter bool) (ref *plumb
 	return ref, filtered, nil
 }
 
+// openUploadPack opens an upload-pack (fetch) session and reads what the
+// remote advertises. The caller closes the session.
+func openUploadPack(ctx context.Context, url string, auth transport.AuthMethod) (transport.UploadPackSession, *packp.AdvRefs, error) {
+	ep, err := transport.NewEndpoint(url)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := client.NewClient(ep)
+	if err != nil {
+		return nil, nil, err
+	}
+	sess, err := cl.NewUploadPackSession(ep, auth)
+	if err != nil {
+		return nil, nil, err
+	}
+	adv, err := sess.AdvertisedReferencesContext(ctx)
+	if err != nil {
+		_ = sess.Close()
+		return nil, nil, err
+	}
+	return sess, adv, nil
+}
+
 // branchRef finds refs/heads/<branch>, or what HEAD points at.
 func branchRef(adv *packp.AdvRefs, branch string) (*plumbing.Reference, error) {
 	refs, err := adv.AllReferences()
@@ -141,22 +154,13 @@ func branchRef(adv *packp.AdvRefs, branch string) (*plumbing.Reference, error) {
 	if branch == "" {
 		// The branch HEAD names, from the symref capability.
 		for _, v := range adv.Capabilities.Get(capability.SymRef) {
-			if src, dst, ok := cutSymref(v); ok && src == plumbing.HEAD.String() {
+			if src, dst, ok := strings.Cut(v, ":"); ok && src == plumbing.HEAD.String() {
 				return plumbing.NewHashReference(plumbing.ReferenceName(dst), r.Hash()), nil
 			}
 		}
 		return nil, errors.New("the remote does not say which branch HEAD is: give branch")
 	}
 	return plumbing.NewHashReference(name, r.Hash()), nil
-}
-
-func cutSymref(v string) (string, string, bool) {
-	for i := 0; i < len(v); i++ {
-		if v[i] == ':' {
-			return v[:i], v[i+1:], true
-		}
-	}
-	return "", "", false
 }
 
 func demux(caps *capability.List, r io.Reader) io.Reader {
@@ -172,23 +176,11 @@ func demux(caps *capability.List, r io.Reader) io.Reader {
 // remoteTip is where the remote's branch points now (zero when it does not
 // exist).
 func remoteTip(ctx context.Context, url string, auth transport.AuthMethod, branch string) (plumbing.Hash, error) {
-	ep, err := transport.NewEndpoint(url)
-	if err != nil {
-		return plumbing.ZeroHash, err
-	}
-	cl, err := client.NewClient(ep)
-	if err != nil {
-		return plumbing.ZeroHash, err
-	}
-	sess, err := cl.NewUploadPackSession(ep, auth)
+	sess, adv, err := openUploadPack(ctx, url, auth)
 	if err != nil {
 		return plumbing.ZeroHash, err
 	}
 	defer sess.Close()
-	adv, err := sess.AdvertisedReferencesContext(ctx)
-	if err != nil {
-		return plumbing.ZeroHash, err
-	}
 	ref, err := branchRef(adv, branch)
 	if err != nil {
 		return plumbing.ZeroHash, nil
@@ -264,17 +256,13 @@ func (t *tip) read(h plumbing.Hash) ([]byte, error) {
 		return nil, err
 	}
 	defer r.Close()
-	b := make([]byte, 0, obj.Size())
-	w := &appendWriter{b: b}
-	if _, err := io.Copy(w, r); err != nil {
+	var buf bytes.Buffer
+	buf.Grow(int(obj.Size()))
+	if _, err := io.Copy(&buf, r); err != nil {
 		return nil, err
 	}
-	return w.b, nil
+	return buf.Bytes(), nil
 }
-
-type appendWriter struct{ b []byte }
-
-func (w *appendWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
 
 // fetchObject fetches one object by its hash.
 func (t *tip) fetchObject(ctx context.Context, h plumbing.Hash) (err error) {
@@ -283,15 +271,7 @@ func (t *tip) fetchObject(ctx context.Context, h plumbing.Hash) (err error) {
 	if _, err := t.s.EncodedObject(plumbing.AnyObject, h); err == nil {
 		return nil // another reader fetched it
 	}
-	ep, err := transport.NewEndpoint(t.url)
-	if err != nil {
-		return err
-	}
-	cl, err := client.NewClient(ep)
-	if err != nil {
-		return err
-	}
-	sess, err := cl.NewUploadPackSession(ep, t.auth)
+	sess, adv, err := openUploadPack(ctx, t.url, t.auth)
 	if err != nil {
 		return err
 	}
@@ -300,10 +280,6 @@ func (t *tip) fetchObject(ctx context.Context, h plumbing.Hash) (err error) {
 			err = cerr
 		}
 	}()
-	adv, err := sess.AdvertisedReferencesContext(ctx)
-	if err != nil {
-		return err
-	}
 	req := packp.NewUploadPackRequestFromCapabilities(adv.Capabilities)
 	req.Wants = []plumbing.Hash{h}
 	if adv.Capabilities.Supports(capability.NoProgress) {
