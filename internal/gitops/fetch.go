@@ -257,7 +257,7 @@ func (t *tip) read(h plumbing.Hash) ([]byte, error) {
 	}
 	defer r.Close()
 	var buf bytes.Buffer
-	buf.Grow(int(obj.Size()))
+	buf.Grow(int(obj.Size()) + bytes.MinRead) // ReadFrom needs MinRead free at EOF, else it doubles
 	if _, err := io.Copy(&buf, r); err != nil {
 		return nil, err
 	}
