@@ -211,11 +211,11 @@ func TestAzureExamplesMatchSchema(t *testing.T) {
 // TestAzureSchemaCatchesMistakes makes sure the validation is not vacuous.
 func TestAzureSchemaCatchesMistakes(t *testing.T) {
 	for name, doc := range map[string]string{
-		"unknown step key":         "steps:\n- script: x\n  nmae: y\n",
-		"parameter of no type":     "parameters:\n- name: x\n  type: text\nsteps: []\n",
-		"misspelt top-level key":   "paramters: []\nsteps: []\n",
-		"step name with a dot":     "steps:\n- script: x\n  name: a.b\n",
-		"stages and steps":         "stages: []\nsteps: []\n",
+		"unknown step key":       "steps:\n- script: x\n  nmae: y\n",
+		"parameter of no type":   "parameters:\n- name: x\n  type: text\nsteps: []\n",
+		"misspelt top-level key": "paramters: []\nsteps: []\n",
+		"step name with a dot":   "steps:\n- script: x\n  name: a.b\n",
+		"stages and steps":       "stages: []\nsteps: []\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			var v any
