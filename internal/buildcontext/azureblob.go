@@ -362,14 +362,17 @@ func sharedKeySignature(req *http.Request, account string, key []byte) string {
 		b.WriteString(k + ":" + strings.TrimSpace(h.Get(k)) + "\n")
 	}
 	b.WriteString("/" + account + req.URL.EscapedPath())
-	q := req.URL.Query()
+	params := map[string][]string{}
+	for k, vs := range req.URL.Query() {
+		params[strings.ToLower(k)] = append(params[strings.ToLower(k)], vs...)
+	}
 	var names []string
-	for k := range q {
-		names = append(names, strings.ToLower(k))
+	for k := range params {
+		names = append(names, k)
 	}
 	sort.Strings(names)
 	for _, k := range names {
-		vals := q[k]
+		vals := params[k]
 		sort.Strings(vals)
 		b.WriteString("\n" + k + ":" + strings.Join(vals, ","))
 	}

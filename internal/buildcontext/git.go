@@ -21,7 +21,8 @@ import (
 // hoist also takes GIT_PULL_METHOD=git for the git protocol of a
 // `git daemon`), at <ref> (a branch or tag, full or short, or a commit),
 // then <commit> is checked out. Credentials come from GIT_TOKEN, or
-// GIT_USERNAME and GIT_PASSWORD, or the URL's user info. The clone is
+// GIT_USERNAME and GIT_PASSWORD, or the URL's user info; GIT_SSL_CAINFO
+// names a CA bundle for a server with a private certificate. The clone is
 // shallow (the ref's last commit; the commit alone when the server allows
 // fetching it, else the ref's history), and its .git directory is removed:
 // the build sees the files, as with Docker's git contexts, and no
@@ -51,12 +52,19 @@ func fetchGit(ctx context.Context, src Source, c *Context, o Options) error {
 	if plumbing.IsHash(ref) && commit == "" {
 		ref, commit = "", ref
 	}
+	var err error
 	if commit != "" && !plumbing.IsHash(commit) {
 		return fmt.Errorf("%q is not a commit SHA (40 hexadecimal digits)", commit)
 	}
 	auth := gitAuth(o.Getenv)
 	if method == "git" {
 		auth = nil
+	}
+	var caBundle []byte
+	if f := o.Getenv("GIT_SSL_CAINFO"); f != "" {
+		if caBundle, err = os.ReadFile(f); err != nil {
+			return fmt.Errorf("GIT_SSL_CAINFO: %w", err)
+		}
 	}
 	shown := redactURL(repoURL)
 
@@ -66,12 +74,11 @@ func fetchGit(ctx context.Context, src Source, c *Context, o Options) error {
 			return nil, err
 		}
 		return git.PlainCloneContext(ctx, c.Dir, false, &git.CloneOptions{
-			URL: repoURL, Auth: auth, Depth: depth, ReferenceName: name,
+			URL: repoURL, Auth: auth, Depth: depth, ReferenceName: name, CABundle: caBundle,
 			SingleBranch: name != "", Tags: git.NoTags, NoCheckout: commit != "",
 		})
 	}
 	var repo *git.Repository
-	var err error
 	names := refCandidates(ref)
 	for i, name := range names {
 		repo, err = clone(1, name)
@@ -85,7 +92,7 @@ func fetchGit(ctx context.Context, src Source, c *Context, o Options) error {
 	if commit != "" {
 		hash := plumbing.NewHash(commit)
 		if head, herr := repo.Head(); herr != nil || head.Hash() != hash {
-			if ferr := fetchCommit(ctx, repo, commit, auth); ferr != nil {
+			if ferr := fetchCommit(ctx, repo, commit, auth, caBundle); ferr != nil {
 				o.Log.Debug("the server does not serve the commit alone: cloning the ref's history", "error", ferr.Error())
 				if repo, err = clone(0, refName(repo)); err != nil {
 					return fmt.Errorf("cloning %s%s: %w", shown, refNote(ref), gitHint(err))
@@ -132,9 +139,9 @@ func isNoMatchingRef(err error) bool {
 
 // fetchCommit fetches one commit by its SHA (servers with
 // uploadpack.allowReachableSHA1InWant, GitHub, GitLab and Azure Repos).
-func fetchCommit(ctx context.Context, repo *git.Repository, commit string, auth transport.AuthMethod) error {
+func fetchCommit(ctx context.Context, repo *git.Repository, commit string, auth transport.AuthMethod, caBundle []byte) error {
 	err := repo.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: "origin", Auth: auth, Depth: 1, Tags: git.NoTags,
+		RemoteName: "origin", Auth: auth, Depth: 1, Tags: git.NoTags, CABundle: caBundle,
 		RefSpecs: []config.RefSpec{config.RefSpec(commit + ":refs/hoist/context")},
 	})
 	if errors.Is(err, git.NoErrAlreadyUpToDate) {

@@ -2,6 +2,7 @@ package buildcontext
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -68,6 +69,10 @@ func (o *object) get() error {
 				return o.ctx.Err()
 			}
 			last = fmt.Errorf("GET %s: %w", o.what, scrubURLError(err))
+			var cert *tls.CertificateVerificationError
+			if errors.As(err, &cert) {
+				return last // retrying changes nothing
+			}
 			continue
 		}
 		want := http.StatusOK
