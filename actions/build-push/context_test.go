@@ -4,17 +4,15 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hoist-ci/hoist/internal/testrig"
 	"github.com/hoist-ci/hoist/internal/testrig/azureagent"
 )
 
@@ -74,12 +72,8 @@ func TestRemoteContexts(t *testing.T) {
 	local := filepath.Join(t.TempDir(), "repo.tar.gz")
 	require.NoError(t, os.WriteFile(local, data, 0o644))
 
-	backend := s3mem.New()
-	require.NoError(t, backend.CreateBucket("contexts"))
-	_, err := backend.PutObject("contexts", "main_42.tar.gz", map[string]string{}, bytes.NewReader(data), int64(len(data)), nil)
-	require.NoError(t, err)
-	s3 := httptest.NewServer(gofakes3.New(backend).Server())
-	defer s3.Close()
+	s3 := testrig.S3(t, testrig.S3Options{AccessKey: "AKIA0000", Secret: canary, Region: "eu-west-1"})
+	s3.Put(t, "contexts", "main_42.tar.gz", data)
 	s3env := map[string]string{"S3_ENDPOINT": s3.URL, "S3_FORCE_PATH_STYLE": "true", "AWS_REGION": "eu-west-1",
 		"AWS_ACCESS_KEY_ID": "AKIA0000", "AWS_SECRET_ACCESS_KEY": canary}
 
