@@ -24,6 +24,8 @@ type Issue struct {
 
 // Outcome is what the agent made of one step's output.
 type Outcome struct {
+	// Raw is what the step printed, before the agent read it.
+	Raw string
 	// Log is the step's log as the agent shows it: processed commands
 	// consumed, registered secrets masked as ***.
 	Log []string
@@ -77,7 +79,7 @@ var knownAreas = map[string]bool{"task": true, "results": true, "codecoverage": 
 // them) line by line. secrets are the values masked before the step began
 // (secret variables).
 func Process(output string, secrets []string) *Outcome {
-	o := &Outcome{Variables: map[string]Variable{}, Summaries: map[string]string{}}
+	o := &Outcome{Raw: output, Variables: map[string]Variable{}, Summaries: map[string]string{}}
 	masks := append([]string(nil), secrets...)
 	mask := func(s string) string {
 		sort.Slice(masks, func(i, j int) bool { return len(masks[i]) > len(masks[j]) })
