@@ -84,7 +84,7 @@ func TestAzurePipelinesKanikoOnAgents(t *testing.T) {
 			"appBase": {Value: reg.Host + "/base/busybox:1"}, "insecureRegistries": {Value: reg.Host},
 			"registryUser": {Value: "ci"}, "registryPassword": {Value: azRegistryPassword, Secret: true},
 			"registryAuth": {Value: `{"auths":{"` + reg.Host + `":{"username":"ci","password":"` + azRegistryPassword + `"}}}`, Secret: true},
-			"S3_ENDPOINT": {Value: s3.URL}, "S3_FORCE_PATH_STYLE": {Value: "true"}, "AWS_REGION": {Value: azRegion},
+			"S3_ENDPOINT":  {Value: s3.URL}, "S3_FORCE_PATH_STYLE": {Value: "true"}, "AWS_REGION": {Value: azRegion},
 			"AWS_ACCESS_KEY_ID": {Value: azAWSKey}, "awsSecretAccessKey": {Value: azAWSSecret, Secret: true},
 		}},
 		Predefined: map[string]string{
