@@ -13,10 +13,10 @@ import (
 	"time"
 )
 
-// object is a remote object read as one stream: a GET, and when the
+// remoteObject is a remote object read as one stream: a GET, and when the
 // connection breaks midway, ranged GETs from where it broke (If-Match the
 // first response's ETag, so a replaced object is not stitched together).
-type object struct {
+type remoteObject struct {
 	ctx     context.Context
 	client  *http.Client
 	request func(ctx context.Context, offset int64, etag string) (*http.Request, error)
@@ -39,8 +39,8 @@ const (
 // turns a response that is not a success into an error naming the cause.
 func openObject(ctx context.Context, client *http.Client, what string,
 	request func(ctx context.Context, offset int64, etag string) (*http.Request, error),
-	failure func(*http.Response) error) (*object, error) {
-	o := &object{ctx: ctx, client: client, request: request, failure: failure, what: what}
+	failure func(*http.Response) error) (*remoteObject, error) {
+	o := &remoteObject{ctx: ctx, client: client, request: request, failure: failure, what: what}
 	if err := o.get(); err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func openObject(ctx context.Context, client *http.Client, what string,
 
 // get sends a GET for the bytes from o.offset, retrying what is worth
 // retrying (connection errors, 5xx, 429).
-func (o *object) get() error {
+func (o *remoteObject) get() error {
 	var last error
 	for try := 0; try < maxTries; try++ {
 		if try > 0 {
@@ -97,7 +97,7 @@ func (o *object) get() error {
 	return last
 }
 
-func (o *object) Read(p []byte) (int, error) {
+func (o *remoteObject) Read(p []byte) (int, error) {
 	for {
 		n, err := o.body.Read(p)
 		o.offset += int64(n)
@@ -115,7 +115,7 @@ func (o *object) Read(p []byte) (int, error) {
 	}
 }
 
-func (o *object) Close() error {
+func (o *remoteObject) Close() error {
 	if o.body == nil {
 		return nil
 	}
