@@ -239,3 +239,69 @@ func gitIn(t *testing.T, dir string, args ...string) string {
 	require.NoError(t, err, "git %s:\n%s", strings.Join(args, " "), out)
 	return strings.TrimSpace(string(out))
 }
+
+// TestAzureTemplateHoistImage runs the step template with hoist-image on an
+// agent whose `docker` records how it was called: the tool runs in the
+// image with the workspace and the agent's temporary directory mounted at
+// the same paths, and the variables it reads passed by name — a secret's
+// value never reaches the command line.
+func TestAzureTemplateHoistImage(t *testing.T) {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	require.NoError(t, err)
+	bin, repo := t.TempDir(), t.TempDir()
+	record := filepath.Join(t.TempDir(), "docker-call")
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "docker"), []byte("#!/bin/bash\n"+
+		"printf '%s\\n' \"$@\" > "+record+"\n"+
+		"env | sort >> "+record+".env\n"+
+		"echo '##vso[task.setvariable variable=digest;isOutput=true]sha256:fromthecontainer'\n"), 0o755))
+	pipeline := filepath.Join(t.TempDir(), "azure-pipelines.yml")
+	require.NoError(t, os.WriteFile(pipeline, []byte(`variables:
+- group: g
+stages:
+- stage: Build
+  jobs:
+  - job: build
+    steps:
+    - template: templates/azure/retag.yml@hoist
+      parameters:
+        hoist-image: ghcr.io/hoist-ci/hoist:0.1.0
+        source: registry.example.com/app:1
+        tags: staging
+        password: $(registryPassword)
+        env:
+          AWS_SECRET_ACCESS_KEY: $(awsSecret)
+          UNRELATED: x
+`), 0o644))
+	agent := &azureagent.Agent{
+		Repo: repo, Resources: map[string]string{"hoist": root}, Temp: t.TempDir(),
+		Groups: map[string]map[string]azureagent.Var{"g": {
+			"registryPassword": {Value: "CANARY-docker-mode-password", Secret: true},
+			"awsSecret":        {Value: "CANARY-docker-mode-aws", Secret: true},
+		}},
+		Predefined: map[string]string{"Build.SourceBranch": "refs/heads/main", "Build.Reason": "Manual"},
+		Env:        []string{"PATH=" + bin + ":/usr/bin:/bin", "HOME=" + t.TempDir()},
+	}
+	run, err := agent.Run(t.Context(), pipeline)
+	require.NoError(t, err)
+	step := run.Stage("Build").Job("build").Step("retag")
+	require.Equal(t, 0, step.ExitCode, step.Outcome.Raw)
+	require.Equal(t, "sha256:fromthecontainer", step.Outcome.Variables["digest"].Value, "the container's logging commands reach the agent")
+
+	b, err := os.ReadFile(record)
+	require.NoError(t, err)
+	args := strings.Split(strings.TrimSpace(string(b)), "\n")
+	require.Equal(t, []string{"run", "--rm", "--network", "host"}, args[:4])
+	joined := strings.Join(args, " ")
+	require.Contains(t, joined, "--volume "+repo+":"+repo)
+	require.Contains(t, joined, "--workdir "+repo)
+	require.Regexp(t, `--volume (\S+/_temp):(\S+/_temp) `, joined, "the agent's temporary directory (summaries) at the same path")
+	require.Contains(t, joined, "--entrypoint /usr/local/bin/retag ghcr.io/hoist-ci/hoist:0.1.0")
+	for _, name := range []string{"INPUT_SOURCE", "INPUT_TAGS", "INPUT_PASSWORD", "TF_BUILD", "BUILD_SOURCEBRANCH", "BUILD_REASON", "AGENT_TEMPDIRECTORY", "AWS_SECRET_ACCESS_KEY"} {
+		require.Contains(t, args, name, "passes %s", name)
+	}
+	require.NotContains(t, args, "UNRELATED", "only what hoist reads")
+	require.NotContains(t, joined, "CANARY", "values never on the command line")
+	env, err := os.ReadFile(record + ".env")
+	require.NoError(t, err)
+	require.Contains(t, string(env), "INPUT_PASSWORD=CANARY-docker-mode-password\n", "docker reads the values from its environment")
+}
