@@ -20,10 +20,10 @@ import (
 
 // options turns the job's inputs (and kaniko's flags) into the
 // component's options.
-func options(j *ci.Job) (buildpush.Options, error) {
+func options(j *ci.Job, src buildSource) (buildpush.Options, error) {
 	o := buildpush.Options{
-		Context:                 strings.TrimPrefix(j.String("context"), "dir://"),
-		Dockerfile:              j.String("file"),
+		Context:                 src.dir,
+		Dockerfile:              src.dockerfile,
 		Tags:                    j.List("tags"),
 		Image:                   j.String("image"),
 		DefaultRepository:       j.DefaultImage(),

@@ -29,7 +29,12 @@ func main() {
 }
 
 func run(ctx context.Context, j *ci.Job) (map[string]string, error) {
-	opts, err := options(j)
+	src, err := resolveContext(ctx, j)
+	if err != nil {
+		return nil, err
+	}
+	defer src.close(j)
+	opts, err := options(j, src)
 	if err != nil {
 		return nil, err
 	}

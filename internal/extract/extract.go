@@ -52,6 +52,10 @@ type Options struct {
 	// NoOwnership skips chown (e.g. rootless extraction for inspection).
 	// Without it, a refused chown is a warning, reported once.
 	NoOwnership bool
+	// Archive unpacks a plain archive (a build context), not an image
+	// layer: names starting with .wh. are ordinary files, and device nodes
+	// and FIFOs are skipped with a warning.
+	Archive bool
 
 	// mknod replaces unix.Mknodat in tests (to refuse it).
 	mknod func(dfd int, name string, mode uint32, dev int) error
@@ -436,6 +440,8 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	switch {
 	case name == "":
 		return nil // the root itself: keep the host-chosen root
+	case x.o.Archive:
+		// A build context's .wh.* files are files, not whiteouts.
 	case base == opaqueMarker:
 		x.stats.Whiteouts++
 		if err := x.wait(); err != nil {
@@ -542,6 +548,11 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	case tar.TypeLink:
 		return x.hardlink(hdr, dfd, last, name)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		if x.o.Archive {
+			x.stats.Skipped++
+			x.log.Warn("device node or FIFO skipped: an archive's are not unpacked", "path", "/"+name)
+			return nil
+		}
 		kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[hdr.Typeflag]
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
 		mknod := x.o.mknod

@@ -10,6 +10,8 @@
 #   binfmt:     binfmt_misc mounted; qemu-aarch64 and qemu-arm registered with the F (fix binary)
 #               flag, so a foreign RUN works inside a chroot or a container too
 #   npm:        gitlab-ci-local@4.70.1            → .cache/tools/bin/gitlab-ci-local
+#               azurite@3.35.0 (Azure Storage emulator; 3.36+ needs Node 21)
+#                                                 → .cache/tools/bin/azurite-blob
 #   go install: act@v0.2.89, crane@v0.22.1        → .cache/tools/bin
 #   go build:   buildkitd, buildctl at go.mod's moby/buildkit version → .cache/tools/bin
 set -euo pipefail
@@ -42,8 +44,10 @@ APT_PACKAGES=(
   "qemu-user-static:pkg:qemu-user-static"
   "binfmt-support:pkg:binfmt-support"
   "time:file:/usr/bin/time"
+  "curl:cmd:curl"
 )
 GITLAB_CI_LOCAL_VERSION=4.70.1
+AZURITE_VERSION=3.35.0
 ACT_VERSION=v0.2.89
 CRANE_VERSION=v0.22.1
 
@@ -127,6 +131,23 @@ if [ "$(glcl_version)" != "$GITLAB_CI_LOCAL_VERSION" ]; then
   installed+=("npm: gitlab-ci-local@$GITLAB_CI_LOCAL_VERSION")
 fi
 ln -sfn ../gitlab-ci-local/node_modules/.bin/gitlab-ci-local "$bin/gitlab-ci-local"
+
+# --- azurite (npm, project-local): the Azure Blob emulator of the remote-context tests
+# Its own directory, so that another install of azurite (or of anything) in the
+# cache neither clobbers it nor is clobbered.
+azurite_dir="$tools/azurite"
+azurite_version() { node -p "require('$azurite_dir/node_modules/azurite/package.json').version" 2>/dev/null || true; }
+if [ "$(azurite_version)" != "$AZURITE_VERSION" ]; then
+  echo "install.sh: npm install azurite@$AZURITE_VERSION"
+  mkdir -p "$azurite_dir"
+  npm install --prefix "$azurite_dir" --no-audit --no-fund --loglevel=error \
+    "azurite@$AZURITE_VERSION" >/dev/null \
+    || die "npm install azurite@$AZURITE_VERSION failed"
+  [ "$(azurite_version)" = "$AZURITE_VERSION" ] \
+    || die "azurite reports version '$(azurite_version)', want $AZURITE_VERSION"
+  installed+=("npm: azurite@$AZURITE_VERSION")
+fi
+ln -sfn ../azurite/node_modules/.bin/azurite-blob "$bin/azurite-blob"
 
 # --- go install ------------------------------------------------------------------
 command -v go >/dev/null 2>&1 || die "go is not on PATH (Go is expected at /usr/local/go/bin)"
