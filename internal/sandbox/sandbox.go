@@ -116,14 +116,16 @@ func (e *ExitError) Error() string {
 }
 
 // Run runs c isolated as iso asks (Auto: namespaces, else chroot) and
-// returns the isolation used.
+// returns the isolation used. Chroot needs root (CAP_SYS_CHROOT): a
+// process that is not root gets the namespaces' refusal, which names the
+// kernel setting that forbids them.
 func Run(ctx context.Context, c Command, iso Isolation) (Isolation, error) {
 	switch iso {
 	case Namespaces, Chroot:
 		return iso, run(ctx, c, iso)
 	case Auto, "":
 		err := run(ctx, c, Namespaces)
-		if errors.Is(err, ErrNotPermitted) {
+		if errors.Is(err, ErrNotPermitted) && os.Geteuid() == 0 {
 			if cerr := run(ctx, c, Chroot); cerr != nil {
 				return Chroot, fmt.Errorf("%w (namespaces were refused too: %v)", cerr, err)
 			}
@@ -137,6 +139,9 @@ func Run(ctx context.Context, c Command, iso Isolation) (Isolation, error) {
 func run(ctx context.Context, c Command, iso Isolation) error {
 	if len(c.Args) == 0 {
 		return errors.New("no command to run")
+	}
+	if iso == Namespaces && c.Init == "" {
+		return errors.New("isolation namespaces needs an init binary (Command.Init: a program whose main calls sandbox.Init first)")
 	}
 	root, err := filepath.Abs(c.Root)
 	if err != nil {
@@ -178,29 +183,28 @@ func run(ctx context.Context, c Command, iso Isolation) error {
 	cmd.WaitDelay = 5 * time.Second
 	if iso == Namespaces {
 		attr := cmd.SysProcAttr
-		attr.Cloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
+		// A user namespace always: as root it maps the ids this process
+		// has onto themselves (the stage's owners stay as they are), and
+		// the capabilities the command keeps count inside it only.
+		attr.Cloneflags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
 		if c.Network == NetworkNone {
 			attr.Cloneflags |= unix.CLONE_NEWNET
 		}
-		if euid := os.Geteuid(); euid != 0 {
-			// Rootless: the caller becomes root of a user namespace that
-			// maps only itself.
-			if c.UID != 0 || c.GID != 0 || len(c.Groups) > 0 {
-				return fmt.Errorf("%w: running as uid %d gid %d needs root (or newuidmap) when hoist itself is not root", ErrNotPermitted, c.UID, c.GID)
-			}
-			attr.Cloneflags |= unix.CLONE_NEWUSER
-			attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: euid, Size: 1}}
-			attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
-			attr.GidMappingsEnableSetgroups = false
-			attr.Credential.NoSetGroups = true
+		maps, err := userMaps(c)
+		if err != nil {
+			return err
 		}
+		attr.UidMappings, attr.GidMappings = maps.uids, maps.gids
+		attr.GidMappingsEnableSetgroups = maps.setgroups
+	} else if !effective(unix.CAP_SYS_CHROOT) {
+		return classify(Chroot, unix.EPERM)
 	} else if c.Network == NetworkNone {
 		return fmt.Errorf("%w: network none needs a network namespace, and isolation chroot has none: use isolation namespaces where it is permitted, or drop --network=none", ErrNotPermitted)
 	}
 	var created *mountPoints
-	if iso == Namespaces && c.Init != "" {
+	if c.Init != "" {
 		var cleanup func()
-		created, cleanup, err = viaInit(cmd, c, root, argv0, dir)
+		created, cleanup, err = viaInit(cmd, c, iso, root, argv0, dir)
 		if err != nil {
 			created.remove()
 			return err
@@ -232,7 +236,7 @@ func run(ctx context.Context, c Command, iso Isolation) error {
 		}
 		t := tail.String()
 		if code == initFailed && strings.Contains(t, "sandbox init: ") {
-			return fmt.Errorf("%w: isolation namespaces: setting up the sandbox failed: %s", ErrNotPermitted, t[strings.LastIndex(t, "sandbox init: "):])
+			return fmt.Errorf("%w: isolation %s: setting up the sandbox failed: %s", ErrNotPermitted, iso, t[strings.LastIndex(t, "sandbox init: "):])
 		}
 		return &ExitError{Args: c.Args, Code: code, Tail: t}
 	}
@@ -249,8 +253,13 @@ func classify(iso Isolation, err error) error {
 		return fmt.Errorf("starting the command (isolation %s): %w", iso, err)
 	}
 	if iso == Namespaces {
-		return fmt.Errorf("%w: isolation namespaces: creating mount/pid/ipc/uts (and user) namespaces was refused (%v): "+
-			"allow them (e.g. docker run --security-opt seccomp=unconfined, or sysctl user.max_user_namespaces>0), or use isolation chroot", ErrNotPermitted, err)
+		why := userNamespaceRefusal("/proc/sys")
+		if os.Geteuid() != 0 {
+			return fmt.Errorf("%w: isolation namespaces: build-push is not root, so RUN needs an unprivileged user namespace, and creating one was refused (%v)%s: "+
+				"allow unprivileged user namespaces, or run build-push as root", ErrNotPermitted, err, why)
+		}
+		return fmt.Errorf("%w: isolation namespaces: creating user/mount/pid/ipc/uts namespaces was refused (%v)%s: "+
+			"allow them (e.g. docker run --security-opt seccomp=unconfined, or sysctl user.max_user_namespaces>0), or use isolation chroot", ErrNotPermitted, err, why)
 	}
 	return fmt.Errorf("%w: isolation chroot: chroot was refused (%v): it needs CAP_SYS_CHROOT (root in a container keeps it by default; "+
 		"do not drop it with --cap-drop, or run build-push as root)", ErrNotPermitted, err)

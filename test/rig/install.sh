@@ -6,6 +6,9 @@
 #               debootstrap (the Debian base image of the RUN corpus and bench)
 #               buildah skopeo (bench peers) time (GNU time: peak RSS in bench)
 #               qemu-user-static binfmt-support (foreign-platform RUN)
+#               uidmap (newuidmap/newgidmap: rootless RUN with subordinate ids)
+#   subids:     nobody (uid 65534, the rootless tests' user) gets 65536 subordinate
+#               uids and gids in /etc/subuid and /etc/subgid
 #               (and nodejs npm where npm is missing)
 #   binfmt:     binfmt_misc mounted; qemu-aarch64 registered with the F (fix binary)
 #               flag, so a foreign RUN works inside a chroot or a container too
@@ -39,6 +42,7 @@ APT_PACKAGES=(
   "qemu-user-static:pkg:qemu-user-static"
   "binfmt-support:pkg:binfmt-support"
   "time:file:/usr/bin/time"
+  "uidmap:cmd:newuidmap"
 )
 GITLAB_CI_LOCAL_VERSION=4.70.1
 ACT_VERSION=v0.2.89
@@ -100,6 +104,18 @@ if ! aarch64_enabled || [[ "$(aarch64_flags)" != *F* ]]; then
     || die "qemu-aarch64 is registered with flags '$(aarch64_flags)', want F (qemu-user-static's /usr/share/binfmts/qemu-aarch64 needs fix_binary yes)"
   installed+=("binfmt: qemu-aarch64 (flags $(aarch64_flags))")
 fi
+
+# --- subordinate ids for nobody (rootless RUN tests) ------------------------------
+# A range far above useradd's defaults (100000…), so no real user shares it.
+SUBID_START=1879048192
+for f in /etc/subuid /etc/subgid; do
+  if ! grep -qE '^(nobody|65534):' "$f" 2>/dev/null; then
+    [ "$(id -u)" = 0 ] || die "nobody has no subordinate ids in $f; as root: echo nobody:$SUBID_START:65536 >> $f"
+    echo "install.sh: nobody:$SUBID_START:65536 >> $f"
+    echo "nobody:$SUBID_START:65536" >>"$f" || die "writing $f failed"
+    installed+=("subordinate ids for nobody in $f")
+  fi
+done
 
 # --- gitlab-ci-local (npm, project-local) --------------------------------------
 glcl_dir="$tools/gitlab-ci-local"

@@ -11,13 +11,22 @@ import (
 )
 
 func main() {
+	if handled, err := sandbox.Init(); handled {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(125)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Println(err)
+		os.Exit(2)
+	}
 	iso, err := sandbox.ParseIsolation(os.Args[1])
 	if err != nil {
 		fmt.Println(err)
 		os.Exit(2)
 	}
 	used, err := sandbox.Run(context.Background(), sandbox.Command{
-		Root: "/stage", Args: []string{"helper", "info"}, Env: []string{"PATH=/bin"},
+		Root: "/stage", Args: []string{"helper", "info"}, Env: []string{"PATH=/bin"}, Init: self,
 		Stdout: os.Stdout, Stderr: os.Stdout,
 	}, iso)
 	fmt.Printf("isolation=%s\n", used)
