@@ -236,10 +236,21 @@ func chrootDevices(root string) (*mountPoints, error) {
 			continue
 		}
 		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(d.major, d.minor))); err != nil {
-			if errors.Is(err, unix.EPERM) {
-				break // no CAP_MKNOD: the command does without
+			if !errors.Is(err, unix.EPERM) {
+				return made, fmt.Errorf("creating /dev/%s: %w", d.name, err)
 			}
-			return made, fmt.Errorf("creating /dev/%s: %w", d.name, err)
+			// No CAP_MKNOD (a user namespace): the host's node, bound
+			// where mounts are permitted; else the command does without.
+			if werr := os.WriteFile(p, nil, 0o666); werr != nil {
+				break
+			}
+			if merr := unix.Mount("/dev/"+d.name, p, "", unix.MS_BIND, ""); merr != nil {
+				_ = os.Remove(p)
+				break
+			}
+			made.mounts = append(made.mounts, p)
+			made.paths = append(made.paths, p)
+			continue
 		}
 		_ = unix.Chmod(p, 0o666)
 		made.paths = append(made.paths, p)
@@ -250,6 +261,7 @@ func chrootDevices(root string) (*mountPoints, error) {
 // mountPoints are the mount points viaInit made, and the times of the
 // directories they were made in.
 type mountPoints struct {
+	mounts  []string // bound over some of the paths: unmounted first
 	paths   []string
 	parents []string
 	times   [][2]unix.Timespec
@@ -276,6 +288,9 @@ func (m *mountPoints) remember(dir string) {
 func (m *mountPoints) remove() {
 	if m == nil {
 		return
+	}
+	for _, p := range m.mounts {
+		_ = unix.Unmount(p, unix.MNT_DETACH)
 	}
 	for i := len(m.paths) - 1; i >= 0; i-- {
 		_ = os.Remove(m.paths[i])

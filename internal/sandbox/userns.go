@@ -44,10 +44,12 @@ func userMaps(c Command) (idMaps, error) {
 	if !mapped(uids, c.UID) {
 		missing = append(missing, fmt.Sprintf("uid %d", c.UID))
 	}
+	seen := map[uint32]bool{}
 	for _, g := range append([]uint32{c.GID}, c.Groups...) {
-		if !mapped(gids, g) {
+		if !seen[g] && !mapped(gids, g) {
 			missing = append(missing, fmt.Sprintf("gid %d", g))
 		}
+		seen[g] = true
 	}
 	if len(missing) > 0 {
 		return idMaps{}, &UnmappedError{IDs: missing, UIDs: describeMap("/proc/self/uid_map")}

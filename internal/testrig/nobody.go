@@ -23,7 +23,8 @@ const forbidStep = "HOIST_TEST_FORBID_USERNS"
 // 65534 (the rootless situation: build-push started by an ordinary
 // user), with env added, and returns what it printed. The binary is
 // copied where that user can execute it; TMPDIR and HOME are directories
-// of its own. The package's TestMain calls NobodyStep first, then hands
+// of its own; an env entry HOIST_TEST_SKIP=PATTERN becomes -test.skip.
+// The package's TestMain calls NobodyStep first, then hands
 // the process to sandbox.Rootless when HOIST_TEST_ROOTLESS is set. Needs
 // root.
 func AsNobody(t *testing.T, pattern string, env ...string) (string, error) {
@@ -72,6 +73,11 @@ func asNobody(t *testing.T, pattern string, forbid bool, env []string) (string, 
 		}
 	}
 	cmd := exec.Command(bin, "-test.run", pattern, "-test.count=1", "-test.v")
+	for _, kv := range env {
+		if skip, ok := strings.CutPrefix(kv, "HOIST_TEST_SKIP="); ok {
+			cmd.Args = append(cmd.Args, "-test.skip", skip)
+		}
+	}
 	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + home, "TMPDIR=" + tmp}, env...)
 	for _, k := range []string{"DOCKER_HOST"} {
 		if v := os.Getenv(k); v != "" {
