@@ -98,11 +98,7 @@ func lastLines(s string, n int) string {
 // sharedHelper builds the helper where uid 65534 can read it.
 func sharedHelper(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "hoist-helper-*")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	require.NoError(t, os.Chmod(dir, 0o755))
-	helper := filepath.Join(dir, "helper")
+	helper := filepath.Join(testrig.SharedDir(t), "helper")
 	buildHelper(t, helper)
 	return helper
 }

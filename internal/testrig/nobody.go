@@ -43,21 +43,42 @@ func AsNobodyWithoutUserNamespaces(t *testing.T, pattern string, env ...string) 
 
 func asNobody(t *testing.T, pattern string, forbid bool, env []string) (string, error) {
 	t.Helper()
+	cmd := NobodyCommand(t, "-test.run", pattern, "-test.count=1", "-test.v")
+	for _, kv := range env {
+		if skip, ok := strings.CutPrefix(kv, "HOIST_TEST_SKIP="); ok {
+			cmd.Args = append(cmd.Args, "-test.skip", skip)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	if forbid {
+		// Root of a new user namespace mapping the first 65536 ids onto
+		// themselves; NobodyStep sets its limit and becomes nobody.
+		cmd.Env = append(cmd.Env, forbidStep+"=1")
+		cmd.SysProcAttr = &syscall.SysProcAttr{
+			Cloneflags:                 unix.CLONE_NEWUSER,
+			UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 65536}},
+			GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 65536}},
+			GidMappingsEnableSetgroups: true,
+		}
+	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// NobodyCommand is this test binary, copied where uid 65534 can execute
+// it, to be started as that user with args: HOME and TMPDIR are
+// directories of its own, PATH the usual one (and DOCKER_HOST is passed
+// on). The caller adds to Env. Needs root.
+func NobodyCommand(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Fatal("running tests as uid 65534 needs root (the rig runs the suite as root)")
+		t.Fatal("running as uid 65534 needs root (the rig runs the suite as root)")
 	}
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "hoist-nobody-*")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := SharedDir(t)
 	bin := filepath.Join(dir, filepath.Base(self))
 	if err := copyExecutable(self, bin); err != nil {
 		t.Fatal(err)
@@ -72,37 +93,31 @@ func asNobody(t *testing.T, pattern string, forbid bool, env []string) (string, 
 			t.Fatal(err)
 		}
 	}
-	cmd := exec.Command(bin, "-test.run", pattern, "-test.count=1", "-test.v")
-	for _, kv := range env {
-		if skip, ok := strings.CutPrefix(kv, "HOIST_TEST_SKIP="); ok {
-			cmd.Args = append(cmd.Args, "-test.skip", skip)
-		}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + home, "TMPDIR=" + tmp}
+	if v := os.Getenv("DOCKER_HOST"); v != "" {
+		cmd.Env = append(cmd.Env, "DOCKER_HOST="+v)
 	}
-	cmd.Env = append([]string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + home, "TMPDIR=" + tmp}, env...)
-	for _, k := range []string{"DOCKER_HOST"} {
-		if v := os.Getenv(k); v != "" {
-			cmd.Env = append(cmd.Env, k+"="+v)
-		}
-	}
-	if forbid {
-		// Root of a new user namespace mapping the first 65536 ids onto
-		// themselves; NobodyStep sets its limit and becomes nobody.
-		cmd.Env = append(cmd.Env, forbidStep+"=1")
-		cmd.SysProcAttr = &syscall.SysProcAttr{
-			Cloneflags:                 unix.CLONE_NEWUSER,
-			UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 65536}},
-			GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 65536}},
-			GidMappingsEnableSetgroups: true,
-		}
-	} else {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: NobodyUID, Gid: NobodyUID, Groups: []uint32{}}}
-	}
-	wd, err := os.Getwd()
-	if err == nil {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: NobodyUID, Gid: NobodyUID, Groups: []uint32{}}}
+	if wd, err := os.Getwd(); err == nil {
 		cmd.Dir = wd
 	}
-	out, err := cmd.CombinedOutput()
-	return string(out), err
+	return cmd
+}
+
+// SharedDir is a temporary directory anyone may read (t.TempDir's parent
+// is private to root), removed after the test.
+func SharedDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "hoist-shared-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // NobodyStep is the first call of a TestMain that AsNobody may run: in
