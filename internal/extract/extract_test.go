@@ -363,7 +363,7 @@ func TestLayersInOrder(t *testing.T) {
 	}
 	st, err := Layers(context.Background(), root, layers, Options{})
 	require.NoError(t, err)
-	require.Equal(t, Stats{Entries: 5, Bytes: 3, Whiteouts: 1}, st)
+	require.Equal(t, Stats{Entries: 5, Bytes: 3, Whiteouts: 1, Footprint: 3 << 12}, st)
 	got, err := os.ReadFile(filepath.Join(root, "a/x"))
 	require.NoError(t, err)
 	require.Equal(t, "2", string(got))
