@@ -78,6 +78,15 @@ func TestChrootInUnprivilegedContainer(t *testing.T) {
 	require.Contains(t, got, "it needs CAP_SYS_CHROOT")
 	require.Contains(t, got, "namespaces were refused too")
 
+	// Namespaces permitted but /proc masked by Docker: the sandbox's user
+	// namespace may not mount a fresh /proc over a masked one, so auto
+	// falls back to chroot.
+	got = run("auto", "--security-opt", "seccomp=unconfined", "--cap-add", "SYS_ADMIN")
+	require.Contains(t, got, "isolation=chroot")
+	require.NotContains(t, got, "error:")
+	got = run("namespaces", "--security-opt", "seccomp=unconfined", "--cap-add", "SYS_ADMIN")
+	require.Contains(t, got, "error: not permitted here: isolation namespaces: setting up the sandbox failed: sandbox init: mounting /proc: operation not permitted")
+
 	got = run("namespaces")
 	require.Contains(t, got, "error: not permitted here: isolation namespaces")
 	require.Contains(t, got, "use isolation chroot")
