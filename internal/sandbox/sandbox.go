@@ -1,18 +1,32 @@
 // Package sandbox runs a command inside a stage's root filesystem, never
-// on the host's: in new mount, PID, IPC and UTS namespaces (and a user
-// namespace when not root; a network namespace for network "none") when
-// the kernel and the seccomp profile allow it, else chrooted only (the
-// situation inside a container under Docker's default seccomp profile,
-// where unshare and mount are refused but chroot is not).
+// on the host's, as a container would.
 //
-// With Command.Init (a binary whose main calls Init first, normally the
-// running hoist), namespaces also give the command a fresh /proc, a /dev
-// of the usual nodes, a read-only /sys and the host's /etc/resolv.conf and
-// /etc/hosts, mounted in the sandbox's mount namespace only. Chrooted, a
-// command gets the usual /dev nodes (made with mknod where permitted and
-// removed after it) but no /proc. Mount points
-// the root lacked are created for the command and removed after it. /tmp
-// is the stage's own directory, as in docker build.
+// Isolation namespaces (with Command.Init, a binary whose main calls Init
+// first, normally the running hoist): new user, mount, PID, IPC and UTS
+// namespaces (and network for network "none"); as root the user
+// namespace maps every id of the process onto itself, so the stage's
+// owners stay as they are and the capabilities the command keeps count
+// inside it only. The init step mounts a fresh /proc, a /dev of the usual
+// nodes, a read-only /sys and the host's /etc/resolv.conf and /etc/hosts,
+// enters the root with pivot_root and detaches the host's, masks and
+// write-protects Docker's default paths (/proc/kcore, /proc/sys,
+// /sys/firmware…), bounds the capabilities to Docker's default set, sets
+// no_new_privs and loads Docker's default seccomp profile, then executes
+// the command. See runc's libcontainer (rootfs_linux.go, init_linux.go),
+// which it follows.
+//
+// Isolation chroot (the situation inside a container under Docker's
+// default seccomp profile, where unshare and mount are refused but chroot
+// is not): the init step chroots, drops CAP_SYS_CHROOT and CAP_MKNOD as
+// well, sets no_new_privs and loads the same filter; the command gets
+// the usual /dev nodes (made with mknod, or bound, where permitted, and
+// removed after it) and no /proc. Its trust boundary is the container
+// the job runs in.
+//
+// Conceal and Rootless prepare the process that runs commands: its
+// credentials out of /proc, and a user namespace of its own when it is
+// not root. Mount points the root lacked are created for the command and
+// removed after it. /tmp is the stage's own directory, as in docker build.
 package sandbox
 
 import (
@@ -256,7 +270,7 @@ func classify(iso Isolation, err error) error {
 		why := userNamespaceRefusal("/proc/sys")
 		if os.Geteuid() != 0 {
 			return fmt.Errorf("%w: isolation namespaces: build-push is not root, so RUN needs an unprivileged user namespace, and creating one was refused (%v)%s: "+
-				"allow unprivileged user namespaces, or run build-push as root", ErrNotPermitted, err, why)
+				"allow unprivileged user namespaces, or run build-push as root (in a container, root is where isolation chroot works)", ErrNotPermitted, err, why)
 		}
 		return fmt.Errorf("%w: isolation namespaces: creating user/mount/pid/ipc/uts namespaces was refused (%v)%s: "+
 			"allow them (e.g. docker run --security-opt seccomp=unconfined, or sysctl user.max_user_namespaces>0), or use isolation chroot", ErrNotPermitted, err, why)
