@@ -76,14 +76,19 @@ func TestEscapes(t *testing.T) {
 }
 
 // TestEscapesRootless: the same list as uid 65534, where the sandbox
-// lives in the user namespace Rootless made.
+// lives in the user namespace Rootless made (and the users, groups and
+// network tests there too).
 func TestEscapesRootless(t *testing.T) {
 	if os.Getenv("HOIST_TEST_ROOTLESS") != "" {
 		t.Skip("already rootless")
 	}
 	helper := sharedHelper(t)
-	out, err := testrig.AsNobody(t, "^TestEscapes$", "HOIST_TEST_ROOTLESS=subids", "HOIST_TEST_HELPER="+helper)
+	out, err := testrig.AsNobody(t, "^(TestEscapes|TestIsolations|TestUser|TestNetworkNone)$", "HOIST_TEST_ROOTLESS=subids", "HOIST_TEST_HELPER="+helper)
 	require.NoError(t, err, out)
+	require.NotContains(t, out, "--- FAIL")
+	require.Contains(t, out, "--- PASS: TestUser")
+	require.Contains(t, out, "--- PASS: TestIsolations")
+	require.Contains(t, out, "--- PASS: TestNetworkNone")
 	require.Contains(t, out, "--- PASS: TestEscapes/namespaces")
 	require.Contains(t, out, "--- PASS: TestEscapes/chroot")
 	require.Contains(t, out, "uid 0:", "the tests ran as root of the user namespace")
