@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"syscall"
+	"unsafe"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
@@ -100,22 +101,26 @@ func (s *initSpec) run() error {
 	if err := boundCapabilities(keep); err != nil {
 		return err
 	}
-	groups := make([]int, len(s.Groups))
-	for i, g := range s.Groups {
-		groups[i] = int(g)
+	// On this thread only (it executes the command; the others end with
+	// the exec): syscall.Setuid and friends would stop every thread.
+	groups := make([]uint32, len(s.Groups))
+	copy(groups, s.Groups)
+	var gp unsafe.Pointer
+	if len(groups) > 0 {
+		gp = unsafe.Pointer(&groups[0])
 	}
-	if err := syscall.Setgroups(groups); err != nil {
+	if _, _, e := unix.RawSyscall(sysSetgroups, uintptr(len(groups)), uintptr(gp), 0); e != 0 {
 		// A user namespace made without newgidmap denies setgroups: the
 		// primary group alone needs none.
-		if !errors.Is(err, unix.EPERM) || !onlyGroup(s.Groups, s.GID) {
-			return fmt.Errorf("setgroups %v: %w (supplementary groups need a user namespace made with newgidmap, or root)", s.Groups, err)
+		if e != unix.EPERM || !onlyGroup(s.Groups, s.GID) {
+			return fmt.Errorf("setgroups %v: %w (supplementary groups need a user namespace made with newgidmap, or root)", s.Groups, e)
 		}
 	}
-	if err := syscall.Setgid(int(s.GID)); err != nil {
-		return fmt.Errorf("setgid %d: %w", s.GID, err)
+	if _, _, e := unix.RawSyscall(sysSetresgid, uintptr(s.GID), uintptr(s.GID), uintptr(s.GID)); e != 0 {
+		return fmt.Errorf("setgid %d: %w", s.GID, e)
 	}
-	if err := syscall.Setuid(int(s.UID)); err != nil {
-		return fmt.Errorf("setuid %d: %w", s.UID, err)
+	if _, _, e := unix.RawSyscall(sysSetresuid, uintptr(s.UID), uintptr(s.UID), uintptr(s.UID)); e != 0 {
+		return fmt.Errorf("setuid %d: %w", s.UID, e)
 	}
 	if s.UID == 0 {
 		if err := limitCapabilities(keep); err != nil {
