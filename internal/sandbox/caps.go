@@ -27,6 +27,15 @@ var chrootCapabilities = []string{
 	"CAP_NET_BIND_SERVICE", "CAP_KILL", "CAP_AUDIT_WRITE",
 }
 
+// withoutMknod is Docker's default less CAP_MKNOD: isolation namespaces
+// without a user namespace (in a container whose /proc Docker masked),
+// where a device node would be a real one.
+var withoutMknod = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER",
+	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
 var capabilityNumbers = map[string]uint{
 	"CAP_CHOWN": unix.CAP_CHOWN, "CAP_DAC_OVERRIDE": unix.CAP_DAC_OVERRIDE, "CAP_FSETID": unix.CAP_FSETID,
 	"CAP_FOWNER": unix.CAP_FOWNER, "CAP_MKNOD": unix.CAP_MKNOD, "CAP_NET_RAW": unix.CAP_NET_RAW,

@@ -153,13 +153,17 @@ const initFailed = 125
 // viaInit turns cmd into a start of c.Init as the sandbox's init, with
 // the spec on file descriptor 3. It creates the mount points the root
 // lacks and returns them (the caller removes them after the command).
-func viaInit(cmd *exec.Cmd, c Command, iso Isolation, root, argv0, dir string) (*mountPoints, func(), error) {
+func viaInit(cmd *exec.Cmd, c Command, iso Isolation, userNS bool, root, argv0, dir string) (*mountPoints, func(), error) {
 	created := &mountPoints{}
 	points := []struct {
 		name string
 		dir  bool
 	}{{"proc", true}, {"dev", true}, {"sys", true}, {"etc/resolv.conf", false}, {"etc/hosts", false}}
 	caps := defaultCapabilities
+	if !userNS {
+		// Outside a user namespace CAP_MKNOD makes real devices.
+		caps = withoutMknod
+	}
 	if iso == Chroot {
 		points, caps = nil, chrootCapabilities
 		var err error

@@ -151,6 +151,45 @@ func Run(ctx context.Context, c Command, iso Isolation) (Isolation, error) {
 }
 
 func run(ctx context.Context, c Command, iso Isolation) error {
+	err := runIn(ctx, c, iso, true)
+	var ie *initError
+	if iso == Namespaces && errors.As(err, &ie) && ie.procMasked && os.Geteuid() == 0 && !inUserNamespace() {
+		// Root of a container whose /proc Docker masked (run with
+		// SYS_ADMIN and seccomp unconfined, not privileged): a user
+		// namespace may not mount a fresh /proc over masked entries.
+		// The container is the outer boundary; inside it the command
+		// still gets pivot_root, the masked paths, the bounded
+		// capabilities (less CAP_MKNOD), no_new_privs and seccomp.
+		return runIn(ctx, c, iso, false)
+	}
+	return err
+}
+
+// initError is the sandbox's init step failing before the command ran.
+type initError struct {
+	iso        Isolation
+	msg        string
+	procMasked bool // a fresh /proc was refused (mount_too_revealing)
+}
+
+func (e *initError) Error() string {
+	return fmt.Sprintf("%v: isolation %s: setting up the sandbox failed: %s", ErrNotPermitted, e.iso, e.msg)
+}
+
+func (e *initError) Unwrap() error { return ErrNotPermitted }
+
+// inUserNamespace tells whether the process runs in a user namespace
+// other than the host's.
+func inUserNamespace() bool {
+	data, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	return strings.Join(strings.Fields(string(data)), " ") != "0 0 4294967295"
+}
+
+// runIn runs c once; userNS false leaves out the user namespace.
+func runIn(ctx context.Context, c Command, iso Isolation, userNS bool) error {
 	if len(c.Args) == 0 {
 		return errors.New("no command to run")
 	}
@@ -200,16 +239,19 @@ func run(ctx context.Context, c Command, iso Isolation) error {
 		// A user namespace always: as root it maps the ids this process
 		// has onto themselves (the stage's owners stay as they are), and
 		// the capabilities the command keeps count inside it only.
-		attr.Cloneflags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
+		attr.Cloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
 		if c.Network == NetworkNone {
 			attr.Cloneflags |= unix.CLONE_NEWNET
 		}
-		maps, err := userMaps(c)
-		if err != nil {
-			return err
+		if userNS {
+			maps, err := userMaps(c)
+			if err != nil {
+				return err
+			}
+			attr.Cloneflags |= unix.CLONE_NEWUSER
+			attr.UidMappings, attr.GidMappings = maps.uids, maps.gids
+			attr.GidMappingsEnableSetgroups = maps.setgroups
 		}
-		attr.UidMappings, attr.GidMappings = maps.uids, maps.gids
-		attr.GidMappingsEnableSetgroups = maps.setgroups
 	} else if !effective(unix.CAP_SYS_CHROOT) {
 		return classify(Chroot, unix.EPERM)
 	} else if c.Network == NetworkNone {
@@ -218,7 +260,7 @@ func run(ctx context.Context, c Command, iso Isolation) error {
 	var created *mountPoints
 	if c.Init != "" {
 		var cleanup func()
-		created, cleanup, err = viaInit(cmd, c, iso, root, argv0, dir)
+		created, cleanup, err = viaInit(cmd, c, iso, userNS, root, argv0, dir)
 		if err != nil {
 			created.remove()
 			return err
@@ -250,7 +292,8 @@ func run(ctx context.Context, c Command, iso Isolation) error {
 		}
 		t := tail.String()
 		if code == initFailed && strings.Contains(t, "sandbox init: ") {
-			return fmt.Errorf("%w: isolation %s: setting up the sandbox failed: %s", ErrNotPermitted, iso, t[strings.LastIndex(t, "sandbox init: "):])
+			msg := t[strings.LastIndex(t, "sandbox init: "):]
+			return &initError{iso: iso, msg: msg, procMasked: strings.Contains(msg, "mounting /proc: operation not permitted")}
 		}
 		return &ExitError{Args: c.Args, Code: code, Tail: t}
 	}

@@ -25,11 +25,25 @@ func main() {
 		fmt.Println(err)
 		os.Exit(2)
 	}
+	// ESCAPE=1: the escape list, with /outside as the directory a way
+	// out would write to.
+	args := []string{"helper", "info"}
+	if os.Getenv("ESCAPE") != "" {
+		args = []string{"helper", "escape", "/outside"}
+	}
 	used, err := sandbox.Run(context.Background(), sandbox.Command{
-		Root: "/stage", Args: []string{"helper", "info"}, Env: []string{"PATH=/bin"}, Init: self,
+		Root: "/stage", Args: args, Env: []string{"PATH=/bin"}, Init: self,
 		Stdout: os.Stdout, Stderr: os.Stdout,
 	}, iso)
 	fmt.Printf("isolation=%s\n", used)
+	if os.Getenv("ESCAPE") != "" {
+		var names []string
+		entries, _ := os.ReadDir("/outside")
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		fmt.Printf("outside: %v\n", names)
+	}
 	if err != nil {
 		fmt.Printf("error: %v\n", err)
 	}
