@@ -122,6 +122,9 @@ func options(j *ci.Job) (buildpush.Options, error) {
 		if err != nil {
 			return o, err
 		}
+		if n < 0 {
+			return o, fmt.Errorf("input push-retry: %d is negative: give the retries of a registry request, 0 or more (default 4, so 5 attempts)", n)
+		}
 		ro.Retry.Attempts = n + 1
 	}
 	o.Registry, err = registry.New(ro)

@@ -385,15 +385,15 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		return res, fmt.Errorf("computing the image digest: %w", err)
 	}
 	res.Digest = digest.String()
+	w := &builder{o: o}
+	if err := w.write(ctx, art, tags); err != nil {
+		return res, err // no tag or image output claims a push that failed
+	}
 	for _, t := range tags {
 		res.Tags = append(res.Tags, t.String())
 	}
 	if len(tags) > 0 {
 		res.Image = tags[0].Context().Name() + "@" + res.Digest
-	}
-	w := &builder{o: o}
-	if err := w.write(ctx, art, tags); err != nil {
-		return res, err
 	}
 	res.Metadata = map[string]any{
 		"containerimage.digest": res.Digest,

@@ -163,9 +163,10 @@ func (j *Job) call(ctx context.Context, run func(context.Context, *Job) (map[str
 }
 
 // reportError prints a run's error through the masks: ::error:: on GitHub,
-// "error: ..." elsewhere.
+// "error: ..." elsewhere. An overlong path in it is shortened.
 func (j *Job) reportError(err error) {
-	j.logCore.emit(slog.LevelError, err.Error())
+	// Redacted before it is shortened: a cut secret would no longer match.
+	j.logCore.emit(slog.LevelError, shortenWords(j.masks.redact(err.Error())))
 }
 
 // Start parses and validates the inputs, masks every secret input, and

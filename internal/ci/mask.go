@@ -1,6 +1,7 @@
 package ci
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -53,10 +54,13 @@ func (m *masker) add(secret string) []string {
 	}
 	// Redact the value, its lines, and the encodings it takes when it ends
 	// up inside a quoted string, a workflow command, or a URL.
+	// Its base64 forms too, whatever precedes it ("user:" in a Basic
+	// credential shifts the encoding).
 	forms := append([]string{secret}, platform...)
 	for _, f := range append([]string(nil), forms...) {
 		q := strconv.Quote(f)
 		forms = append(forms, q[1:len(q)-1], escapeData(f), escapeProperty(f), url.QueryEscape(f), url.PathEscape(f))
+		forms = append(forms, base64Forms(f)...)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -92,18 +96,19 @@ func (m *masker) add(secret string) []string {
 	return platform
 }
 
-// redact replaces every registered secret in s.
+// redact replaces every registered secret in s, then every credential
+// Redact recognizes by its form.
 func (m *masker) redact(s string) string {
 	m.mu.RLock()
 	r := m.r
 	m.mu.RUnlock()
-	if r == nil {
-		return s
+	if r != nil {
+		s = r.Replace(s)
 	}
-	return r.Replace(s)
+	return Redact(s)
 }
 
-// contains reports whether s holds a registered secret.
+// contains reports whether s holds a registered secret or a credential.
 func (m *masker) contains(s string) bool { return m.redact(s) != s }
 
 // escapeData and escapeProperty are the workflow-command escapings (the
@@ -130,14 +135,33 @@ type consoleWriter struct {
 	mask bool
 }
 
+// redactPiece bounds the text redacted at once: a large write (a diff of a
+// large file) is redacted a run of whole lines at a time, so masking costs
+// a few copies of a piece, not of the write.
+const redactPiece = 64 << 10
+
 func (w consoleWriter) Write(p []byte) (int, error) {
-	s := string(p)
-	if w.mask {
-		s = w.c.masks.redact(s)
-	}
 	w.c.mu.Lock()
 	defer w.c.mu.Unlock()
-	_, _ = io.WriteString(w.c.w, s)
+	for rest := p; len(rest) > 0; {
+		piece := rest
+		if len(piece) > redactPiece {
+			piece = piece[:redactPiece]
+			if nl := bytes.LastIndexByte(piece, '\n'); nl >= 0 {
+				piece = piece[:nl+1]
+			} else if nl := bytes.IndexByte(rest, '\n'); nl >= 0 {
+				piece = rest[:nl+1]
+			} else {
+				piece = rest
+			}
+		}
+		rest = rest[len(piece):]
+		s := string(piece)
+		if w.mask {
+			s = w.c.masks.redact(s)
+		}
+		_, _ = io.WriteString(w.c.w, s)
+	}
 	return len(p), nil
 }
 

@@ -245,6 +245,12 @@ func (st *State) mount(m *instructions.Mount, workdir string) (Mount, error) {
 		}
 	}
 	out.Target = target
+	if out.Type == MountBind && m.From == "" {
+		// The build context, like COPY's sources: ../ does not leave it.
+		if p := path.Clean(m.Source); p == ".." || strings.HasPrefix(p, "../") {
+			return out, fmt.Errorf("type=bind,source=%s points above the build context with ../: a bind mount, like COPY, only reads inside the build context; move it into the context or change the context directory", m.Source)
+		}
+	}
 	if out.Type == MountCache && out.ID == "" {
 		out.ID = target
 	}
