@@ -118,7 +118,8 @@ type Options struct {
 	// discards it.
 	Output io.Writer
 
-	links *links // set by Run
+	links  *links        // set by Run
+	memory memoryScratch // tests: another tmpfs than /dev/shm
 }
 
 // links are the registry connections of one build: every read of a base
