@@ -41,10 +41,10 @@ type Run struct {
 
 func (*Run) op() {}
 
-// ScriptDir holds the heredoc scripts of a RUN while it runs (BuildKit
-// uses /dev/pipes, which a sandbox's fresh /dev would hide); the builder
-// removes it before the snapshot.
-const ScriptDir = "/.hoist-pipes"
+// ScriptDir is where a RUN's heredoc scripts are while it runs, as
+// BuildKit mounts them: the sandbox shows them there (a tmpfs, or files
+// removed after the command), never in the stage's layer.
+const ScriptDir = "/dev/pipes"
 
 // Script is a heredoc written to a file for the command to execute.
 type Script struct {

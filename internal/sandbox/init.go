@@ -32,6 +32,8 @@ type initSpec struct {
 	GID    uint32   `json:"gid"`
 	Groups []uint32 `json:"groups"`
 	NewNet bool     `json:"newNet"`
+	// Pipes are Command.Pipes, written in a tmpfs at /dev/pipes.
+	Pipes map[string][]byte `json:"pipes,omitempty"`
 	// Mode is Namespaces (mount the command's view, pivot_root into the
 	// root) or Chroot (chroot only: no mount namespace).
 	Mode Isolation `json:"mode"`
@@ -170,6 +172,9 @@ func viaInit(cmd *exec.Cmd, c Command, iso Isolation, userNS bool, root, argv0, 
 		if created, err = chrootDevices(root); err != nil {
 			return created, nil, err
 		}
+		if err := created.pipes(root, c.Pipes); err != nil {
+			return created, nil, err
+		}
 	}
 	for _, m := range points {
 		p := filepath.Join(root, m.name)
@@ -196,8 +201,12 @@ func viaInit(cmd *exec.Cmd, c Command, iso Isolation, userNS bool, root, argv0, 
 		}
 		created.paths = append(created.paths, p)
 	}
-	spec, err := json.Marshal(initSpec{Root: root, Path: argv0, Args: cmd.Args, Env: c.Env, Dir: dir,
-		UID: c.UID, GID: c.GID, Groups: c.Groups, NewNet: c.Network == NetworkNone, Mode: iso, Caps: caps})
+	spec := initSpec{Root: root, Path: argv0, Args: cmd.Args, Env: c.Env, Dir: dir,
+		UID: c.UID, GID: c.GID, Groups: c.Groups, NewNet: c.Network == NetworkNone, Mode: iso, Caps: caps}
+	if iso != Chroot {
+		spec.Pipes = c.Pipes
+	}
+	data, err := json.Marshal(spec)
 	if err != nil {
 		return created, nil, err
 	}
@@ -205,7 +214,7 @@ func viaInit(cmd *exec.Cmd, c Command, iso Isolation, userNS bool, root, argv0, 
 	if err != nil {
 		return created, nil, err
 	}
-	go func() { _, _ = w.Write(spec); w.Close() }()
+	go func() { _, _ = w.Write(data); w.Close() }()
 	cmd.Path = c.Init
 	cmd.Args = []string{c.Init, initArg}
 	cmd.Env = []string{}
@@ -265,6 +274,60 @@ func chrootDevices(root string) (*mountPoints, error) {
 		made.paths = append(made.paths, p)
 	}
 	return made, nil
+}
+
+// pipes writes Command.Pipes into the root's /dev/pipes for a chrooted
+// command (no mount namespace for a tmpfs), to be removed after it.
+func (m *mountPoints) pipes(root string, files map[string][]byte) error {
+	if len(files) == 0 {
+		return nil
+	}
+	dir := filepath.Join(root, PipesDir)
+	if resolved, err := securejoin.SecureJoin(root, PipesDir); err != nil || resolved != dir {
+		return fmt.Errorf("the stage's %s is or goes through a symlink: the sandbox writes the heredoc scripts there", PipesDir)
+	}
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		m.remember(filepath.Dir(dir))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return fmt.Errorf("creating %s: %w", PipesDir, err)
+		}
+		m.paths = append(m.paths, dir)
+	}
+	m.remember(dir)
+	for name, data := range files {
+		p := filepath.Join(dir, filepath.Base(name))
+		if err := os.WriteFile(p, data, 0o755); err != nil {
+			return fmt.Errorf("writing %s/%s: %w", PipesDir, name, err)
+		}
+		if err := os.Chmod(p, 0o755); err != nil {
+			return err
+		}
+		m.paths = append(m.paths, p)
+	}
+	return nil
+}
+
+// writePipes mounts a tmpfs at /dev/pipes in the sandbox's /dev and writes
+// the scripts there, then makes it read-only (exec allowed, unlike /dev).
+func writePipes(dir string, files map[string][]byte) error {
+	if len(files) == 0 {
+		return nil
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", PipesDir, err)
+	}
+	if err := unix.Mount("pipes", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=755,size=16m"); err != nil {
+		return fmt.Errorf("mounting %s: %w", PipesDir, err)
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(name)), data, 0o755); err != nil {
+			return fmt.Errorf("writing %s/%s: %w", PipesDir, name, err)
+		}
+	}
+	if err := unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("making %s read-only: %w", PipesDir, err)
+	}
+	return nil
 }
 
 // mountPoints are the mount points viaInit made, and the times of the
@@ -349,6 +412,9 @@ func (s *initSpec) mounts() error {
 		if err := os.Symlink(l[0], at("dev/"+l[1])); err != nil {
 			return err
 		}
+	}
+	if err := writePipes(at(PipesDir), s.Pipes); err != nil {
+		return err
 	}
 	// sysfs needs a network namespace of our own; else the host's, read-only.
 	if s.NewNet {

@@ -109,7 +109,16 @@ type Command struct {
 	// command a fresh /proc, a minimal /dev, a read-only /sys and the
 	// host's /etc/resolv.conf and /etc/hosts; without it, none of them.
 	Init string
+	// Pipes are files the command finds at /dev/pipes/<name>, executable
+	// and read-only, as BuildKit mounts a RUN's heredoc scripts there;
+	// they are never part of the root's content (a tmpfs under
+	// namespaces; made and removed around the command under chroot, the
+	// directories' times put back).
+	Pipes map[string][]byte
 }
+
+// PipesDir is where Command.Pipes appear.
+const PipesDir = "/dev/pipes"
 
 // ErrNotPermitted wraps the refusal of an isolation by the host.
 var ErrNotPermitted = errors.New("not permitted here")
@@ -268,6 +277,10 @@ func runIn(ctx context.Context, c Command, iso Isolation, userNS bool) error {
 		defer cleanup()
 	} else if iso == Chroot {
 		if created, err = chrootDevices(root); err != nil {
+			created.remove()
+			return err
+		}
+		if err := created.pipes(root, c.Pipes); err != nil {
 			created.remove()
 			return err
 		}

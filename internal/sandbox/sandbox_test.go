@@ -247,3 +247,29 @@ func TestInitRefusesSymlinkedMountPoint(t *testing.T) {
 	_, _, err = runOut(t, Command{Root: root, Args: []string{"helper", "info"}, Init: self}, Namespaces)
 	require.ErrorContains(t, err, "the stage's /proc is or goes through a symlink")
 }
+
+// TestPipes: a command runs a file from /dev/pipes (a RUN's heredoc script,
+// as BuildKit mounts it) under both isolations; under chroot the files are
+// made in the root's /dev and removed after, the directory's times put back.
+func TestPipes(t *testing.T) {
+	root := newRoot(t)
+	helper, err := os.ReadFile(filepath.Join(root, "usr/bin/helper"))
+	require.NoError(t, err)
+	require.NoError(t, os.Mkdir(filepath.Join(root, "dev"), 0o755))
+	var before unix.Stat_t
+	require.NoError(t, unix.Lstat(filepath.Join(root, "dev"), &before))
+	for _, iso := range []Isolation{Chroot, Namespaces} {
+		t.Run(string(iso), func(t *testing.T) {
+			out, _, err := runOut(t, Command{Root: root, Args: []string{PipesDir + "/script", "info"}, Dir: "/work",
+				Pipes: map[string][]byte{"script": helper}, UID: 1000, GID: 1000}, iso)
+			require.NoError(t, err, out)
+			require.Contains(t, out, "uid=1000", "the script runs as the command's user")
+			entries, err := os.ReadDir(filepath.Join(root, "dev"))
+			require.NoError(t, err)
+			require.Empty(t, entries, "nothing of the pipes stays in the root")
+			var after unix.Stat_t
+			require.NoError(t, unix.Lstat(filepath.Join(root, "dev"), &after))
+			require.Equal(t, before.Mtim, after.Mtim, "/dev's modification time is as it was")
+		})
+	}
+}
