@@ -14,7 +14,9 @@ BUSYBOX_TAG  := hoist-rig/busybox:latest
 HELPER_TAR   := .cache/helper.tar
 HELPER_TAG   := hoist-rig/helper:latest
 TEST_TIMEOUT := 20m
-TEST_LOG     := .cache/test.log
+TEST_JSON    := .cache/test.json
+TEST_JUNIT   := .cache/test-junit.xml
+TEST_GATE    := .cache/test-gate.txt
 GO_FILES      = $(shell find . -name '*.go' -not -path './.cache/*' -not -path './.git/*' -not -path '*/testdata/*')
 
 .PHONY: help build generate image rig-install rig-up rig-down test test-short demo bench lint clean
@@ -50,24 +52,25 @@ rig-down: ## stop the rig's dockerd
 	test/rig/down.sh
 
 # Every test, end-to-end suites included. The engine is stopped even when the
-# tests fail; the exit status is the tests'.
+# tests fail; the exit status is the tests'. `go test -json` is read by hoist's
+# own gate, which counts the results, writes $(TEST_JUNIT) and fails on any
+# failed test or package; the log shows each package's result as it ends.
 test: rig-install ## install and start the rig, run every test, stop the rig
-	@mkdir -p .cache; : >$(TEST_LOG); status=0; \
+	@mkdir -p .cache; : >$(TEST_JSON); status=0; \
 	test/rig/up.sh || status=$$?; \
 	if [ $$status -eq 0 ]; then \
-	  ( . $(RIG_ENV) && go test -v -count=1 -timeout $(TEST_TIMEOUT) ./... ) 2>&1 | tee $(TEST_LOG) || status=$$?; \
+	  ( set -o pipefail; . $(RIG_ENV) && go test -json -count=1 -timeout $(TEST_TIMEOUT) ./... 2>&1 | tee $(TEST_JSON) | test/rig/testlog.sh ) || status=$$?; \
 	fi; \
 	test/rig/down.sh || true; \
-	passed=$$(grep -cE '^ *--- PASS' $(TEST_LOG) || true); \
-	failed=$$(grep -cE '^ *--- FAIL' $(TEST_LOG) || true); \
-	skipped=$$(grep -cE '^ *--- SKIP' $(TEST_LOG) || true); \
-	if [ $$status -ne 0 ] && [ $$failed -eq 0 ]; then failed=1; fi; \
-	if [ $$status -ne 0 ]; then grep -E '^(FAIL|--- FAIL|panic:)' $(TEST_LOG) || true; fi; \
-	echo "test: $$passed passed, $$failed failed, $$skipped skipped"; \
+	go build -o .cache/tools/bin/gate ./actions/gate && \
+	.cache/tools/bin/gate --go-test-json $(TEST_JSON) --junit-report $(TEST_JUNIT) --min-tests 1 >$(TEST_GATE) 2>&1 || status=$${status/#0/1}; \
+	grep -vE '^[a-z-]+=' $(TEST_GATE) || true; \
+	tests=$$(sed -n 's/^tests=//p' $(TEST_GATE)); failures=$$(sed -n 's/^failures=//p' $(TEST_GATE)); skipped=$$(sed -n 's/^skipped-tests=//p' $(TEST_GATE)); \
+	echo "test: $$(( $${tests:-0} - $${failures:-0} - $${skipped:-0} )) passed, $${failures:-?} failed, $${skipped:-?} skipped (gate: $(TEST_JUNIT))"; \
 	exit $$status
 
-test-short: ## the fast tests only (no rig needed)
-	go test -short -count=1 ./...
+test-short: ## the fast tests only (no rig needed), with the race detector
+	CGO_ENABLED=1 go test -short -race -count=1 ./...
 
 demo: build ## the example pipeline (gate, build-push, retag, bump) end to end on an embedded registry
 	test/rig/demo-deps.sh
@@ -88,4 +91,4 @@ lint: ## gofmt and go vet
 	go vet ./...
 
 clean: ## remove built binaries and images (keeps installed tools and the engine's data)
-	rm -rf bin $(IMAGE_TAR) $(BUSYBOX_TAR) $(HELPER_TAR) $(TEST_LOG)
+	rm -rf bin $(IMAGE_TAR) $(BUSYBOX_TAR) $(HELPER_TAR) $(TEST_JSON) $(TEST_JUNIT) $(TEST_GATE)

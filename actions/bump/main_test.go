@@ -92,8 +92,11 @@ func TestSixteenConcurrentProcessesAllLand(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// n writers racing for one branch: every round lands at least
+			// one of them, so n attempts let all n land (the default, 5,
+			// covers a handful; docs/bump.md says to raise it).
 			cmd := exec.CommandContext(ctx, bin,
-				"--repository", url, "--branch", "main",
+				"--repository", url, "--branch", "main", "--max-attempts", fmt.Sprint(n),
 				"--images", fmt.Sprintf("registry.example.com/team/svc-%02d=2.0.%d", i, i),
 				"--author", fmt.Sprintf("svc %d <svc%d@example.com>", i, i))
 			cmd.Dir = t.TempDir()
