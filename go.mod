@@ -10,6 +10,8 @@ require (
 	github.com/chrismellard/docker-credential-acr-env v0.0.0-20230304212654-82a0ddb27589
 	github.com/cyphar/filepath-securejoin v0.7.0
 	github.com/docker/docker-credential-helpers v0.9.9
+	github.com/fluxcd/pkg/oci v0.70.0
+	github.com/fluxcd/pkg/tar v1.2.0
 	github.com/go-git/go-git/v5 v5.19.0
 	github.com/google/go-containerregistry v0.22.1
 	github.com/google/go-github/v74 v74.0.0
@@ -64,6 +66,8 @@ require (
 	github.com/docker/cli v29.8.2+incompatible // indirect
 	github.com/docker/go-units v0.5.0 // indirect
 	github.com/emirpasic/gods v1.18.1 // indirect
+	github.com/fluxcd/pkg/sourceignore v0.19.0 // indirect
+	github.com/fluxcd/pkg/version v0.17.0 // indirect
 	github.com/go-git/gcfg v1.5.1-0.20230307220236-3a3c6141e376 // indirect
 	github.com/go-git/go-billy/v5 v5.9.0 // indirect
 	github.com/golang-jwt/jwt/v4 v4.2.0 // indirect
@@ -92,5 +96,4 @@ require (
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/warnings.v0 v0.1.2 // indirect
-	gotest.tools/v3 v3.5.2 // indirect
 )
