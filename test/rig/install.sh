@@ -10,6 +10,10 @@
 #   binfmt:     binfmt_misc mounted; qemu-aarch64 registered with the F (fix binary)
 #               flag, so a foreign RUN works inside a chroot or a container too
 #   npm:        gitlab-ci-local@4.70.1            → .cache/tools/bin/gitlab-ci-local
+#               azurite@3.35.0 (Azure Storage emulator; 3.36+ needs Node 21)
+#                                                 → .cache/tools/bin/azurite-blob
+#               s3rver@3.7.1 (an S3-protocol server: publish's bucket tests)
+#                                                 → .cache/tools/bin/s3rver
 #   go install: act@v0.2.89, crane@v0.22.1        → .cache/tools/bin
 set -euo pipefail
 # dockerd lives in /usr/sbin, not on every PATH.
@@ -41,6 +45,8 @@ APT_PACKAGES=(
   "time:file:/usr/bin/time"
 )
 GITLAB_CI_LOCAL_VERSION=4.70.1
+AZURITE_VERSION=3.35.0
+S3RVER_VERSION=3.7.1
 ACT_VERSION=v0.2.89
 CRANE_VERSION=v0.22.1
 
@@ -115,6 +121,38 @@ if [ "$(glcl_version)" != "$GITLAB_CI_LOCAL_VERSION" ]; then
   installed+=("npm: gitlab-ci-local@$GITLAB_CI_LOCAL_VERSION")
 fi
 ln -sfn ../gitlab-ci-local/node_modules/.bin/gitlab-ci-local "$bin/gitlab-ci-local"
+
+# --- azurite (npm, project-local): the Azure Blob emulator of the remote-context tests
+# Its own directory, so that another install of azurite (or of anything) in the
+# cache neither clobbers it nor is clobbered.
+azurite_dir="$tools/azurite"
+azurite_version() { node -p "require('$azurite_dir/node_modules/azurite/package.json').version" 2>/dev/null || true; }
+if [ "$(azurite_version)" != "$AZURITE_VERSION" ]; then
+  echo "install.sh: npm install azurite@$AZURITE_VERSION"
+  mkdir -p "$azurite_dir"
+  npm install --prefix "$azurite_dir" --no-audit --no-fund --loglevel=error \
+    "azurite@$AZURITE_VERSION" >/dev/null \
+    || die "npm install azurite@$AZURITE_VERSION failed"
+  [ "$(azurite_version)" = "$AZURITE_VERSION" ] \
+    || die "azurite reports version '$(azurite_version)', want $AZURITE_VERSION"
+  installed+=("npm: azurite@$AZURITE_VERSION")
+fi
+ln -sfn ../azurite/node_modules/.bin/azurite-blob "$bin/azurite-blob"
+
+# --- s3rver (npm, project-local): an S3-protocol server for publish's bucket tests
+s3rver_dir="$tools/s3rver"
+s3rver_version() { node -p "require('$s3rver_dir/node_modules/s3rver/package.json').version" 2>/dev/null || true; }
+if [ "$(s3rver_version)" != "$S3RVER_VERSION" ]; then
+  echo "install.sh: npm install s3rver@$S3RVER_VERSION"
+  mkdir -p "$s3rver_dir"
+  npm install --prefix "$s3rver_dir" --no-audit --no-fund --loglevel=error \
+    "s3rver@$S3RVER_VERSION" >/dev/null \
+    || die "npm install s3rver@$S3RVER_VERSION failed"
+  [ "$(s3rver_version)" = "$S3RVER_VERSION" ] \
+    || die "s3rver reports version '$(s3rver_version)', want $S3RVER_VERSION"
+  installed+=("npm: s3rver@$S3RVER_VERSION")
+fi
+ln -sfn ../s3rver/node_modules/.bin/s3rver "$bin/s3rver"
 
 # --- go install ------------------------------------------------------------------
 command -v go >/dev/null 2>&1 || die "go is not on PATH (Go is expected at /usr/local/go/bin)"
