@@ -27,7 +27,7 @@ func render(ctx context.Context, opts Options, src, stage string) (string, error
 }
 
 // renderKustomize builds the overlay at src in-process, as `kustomize
-// build` does with its defaults: load restrictions to the kustomization
+// build` does with its defaults: the same resource order, load restrictions to the kustomization
 // roots, no exec or container plugins, no Helm chart inflation.
 func renderKustomize(opts Options, src, stage string) (string, error) {
 	for _, name := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
@@ -37,7 +37,11 @@ func renderKustomize(opts Options, src, stage string) (string, error) {
 	}
 	return "", fmt.Errorf("input \"path\": %s has no kustomization.yaml, so render: kustomize has nothing to build (render: none packages a directory as it is)", opts.Path)
 found:
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	ko := krusty.MakeDefaultOptions()
+	// As the kustomize CLI: the kustomization's sortOptions, else the
+	// legacy order (namespaces, CRDs, config before workloads).
+	ko.Reorder = krusty.ReorderOptionUnspecified
+	k := krusty.MakeKustomizer(ko)
 	resources, err := k.Run(filesys.MakeFsOnDisk(), src)
 	if err != nil {
 		return "", fmt.Errorf("kustomize build %s: %w", opts.Path, err)
