@@ -13,6 +13,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 	"helm.sh/helm/v4/pkg/strvals"
+
+	"github.com/hoist-ci/hoist/internal/bucket"
 )
 
 // ChartDir is where helm-output helmrelease puts the chart in the content.
@@ -197,11 +199,18 @@ func helmRelease(opts Options, src, dir, release string, values map[string]any) 
 	if err := os.CopyFS(filepath.Join(dir, ChartDir), os.DirFS(src)); err != nil {
 		return fmt.Errorf("copying the chart %s: %w", opts.Path, err)
 	}
+	chartPath := "./" + ChartDir
+	if sourceRef["kind"] == "Bucket" && opts.Bucket != "" {
+		// A Bucket's artifact holds the objects under their full keys.
+		if loc, err := bucket.ParseURL(opts.Bucket); err == nil && loc.Prefix != "" {
+			chartPath = "./" + loc.Prefix + "/" + ChartDir
+		}
+	}
 	spec := map[string]any{
 		"interval":    "10m",
 		"releaseName": release,
 		"chart": map[string]any{"spec": map[string]any{
-			"chart":             "./" + ChartDir,
+			"chart":             chartPath,
 			"reconcileStrategy": "Revision",
 			"sourceRef":         sourceRef,
 		}},
