@@ -15,7 +15,7 @@ HELPER_TAR   := .cache/helper.tar
 HELPER_TAG   := hoist-rig/helper:latest
 TEST_TIMEOUT := 20m
 TEST_LOG     := .cache/test.log
-GO_FILES      = $(shell find . -name '*.go' -not -path './.cache/*' -not -path './.git/*')
+GO_FILES      = $(shell find . -name '*.go' -not -path './.cache/*' -not -path './.git/*' -not -path '*/testdata/*')
 
 .PHONY: help build generate image rig-install rig-up rig-down test test-short demo bench lint clean
 
@@ -70,6 +70,7 @@ test-short: ## the fast tests only (no rig needed)
 	go test -short -count=1 ./...
 
 demo: build ## the example pipeline (gate, build-push, retag, bump) end to end on an embedded registry
+	test/rig/demo-deps.sh
 	go run ./examples/demo -bin bin
 
 # The engine is up for the benchmarks whose peer runs in a container (kaniko).

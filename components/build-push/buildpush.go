@@ -6,8 +6,6 @@ package buildpush
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,10 +14,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -202,6 +198,10 @@ type builder struct {
 	hits     int
 	temps    []*layer.Layer
 	images   map[string]v1.Image // resolved --from images
+	// imageRoots are the images COPY --from or RUN --mount=from unpacked.
+	imageRoots map[v1.Hash]string
+	// baseTrees are the base images' file lists read so far.
+	baseTrees map[v1.Hash]*layer.Tree
 
 	roots        []string // unpacked stage roots and temporary cache mounts
 	cacheDirOnce sync.Once
@@ -339,7 +339,7 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		if err != nil {
 			return res, err
 		}
-		b := &builder{o: o, plan: plan, ctxDir: cctx, stages: map[*dockerfile.Stage]*stageOut{}, images: map[string]v1.Image{}, cache: c}
+		b := &builder{o: o, plan: plan, ctxDir: cctx, stages: map[*dockerfile.Stage]*stageOut{}, images: map[string]v1.Image{}, imageRoots: map[v1.Hash]string{}, baseTrees: map[v1.Hash]*layer.Tree{}, cache: c}
 		states, err := plan.Run(ctx, dockerfile.Hooks{Base: b.base, Op: b.op, Stage: func(_ context.Context, st *dockerfile.State) error { b.out(st); return nil }})
 		temps = append(temps, b.temps...)
 		b.cleanup(&removing)
@@ -525,7 +525,7 @@ func (b *builder) base(ctx context.Context, s *dockerfile.Stage) (*v1.ConfigFile
 	if err != nil {
 		return nil, fmt.Errorf("%s:%d: reading the config of %s: %w", b.plan.File.Name, s.Line(), s.Base, err)
 	}
-	out := &stageOut{base: img, fs: &stageFS{image: img, onRead: func() { b.baseRead.Add(1) }}}
+	out := &stageOut{base: img, fs: newStageFS()}
 	d, _ := img.Digest()
 	out.key = "base:" + d.String() + ":" + string(b.o.Compression) + ":" + string(b.o.Format)
 	b.stages[s] = out
@@ -585,7 +585,7 @@ func (b *builder) out(st *dockerfile.State) *stageOut {
 		p := b.stages[s.BaseStage]
 		o.base = p.base
 		o.layers = append(o.layers, p.layers...)
-		o.fs = &stageFS{parent: p.fs}
+		o.fs = p.fs.inherit()
 		o.key = p.key
 		if p.fs.root != "" && b.uses(s.BaseStage) == 1 {
 			// Only this stage reads the base stage: it takes over the
@@ -593,7 +593,7 @@ func (b *builder) out(st *dockerfile.State) *stageOut {
 			o.fs.root, p.fs.root = p.fs.root, ""
 		}
 	} else {
-		o.fs = &stageFS{}
+		o.fs = newStageFS()
 		o.key = "scratch:" + dockerfile.FormatPlatform(s.Platform) + ":" + string(b.o.Compression) + ":" + string(b.o.Format)
 	}
 	b.stages[s] = o
@@ -615,224 +615,6 @@ func (b *builder) uses(s *dockerfile.Stage) int {
 		}
 	}
 	return n
-}
-
-func (b *builder) op(ctx context.Context, st *dockerfile.State, op dockerfile.Op) error {
-	out := b.out(st)
-	var entries []layer.Entry
-	var text string
-	var vars map[string]string
-	switch c := op.(type) {
-	case *dockerfile.Workdir:
-		// BuildKit creates a missing WORKDIR as a layer. The builder only
-		// knows a stage's whole filesystem when it starts FROM scratch;
-		// over an image base the directory is left to the runtime, which
-		// creates it at container start.
-		if (!st.ScratchRooted() && out.fs.root == "") || out.fs.knownDir(c.Path) || c.Path == "/" {
-			return nil
-		}
-		owner, err := out.fs.owner(ctx, c.User)
-		if err != nil {
-			b.o.Log.Debug("WORKDIR: the USER cannot be resolved; the directory is owned by root", "user", c.User, "error", err)
-			owner = nil
-		}
-		entries = layer.WithParents(nil, strings.Trim(c.Path, "/"), true, layer.CopyOptions{Owner: owner, Existing: out.fs.known})
-		text = "WORKDIR " + c.Path
-	case *dockerfile.Copy:
-		var err error
-		entries, err = b.copyEntries(ctx, out, c)
-		if err != nil {
-			return fmt.Errorf("%s:%d: %w", b.plan.File.Name, c.Line, err)
-		}
-		text, vars = c.Instruction, c.Vars
-	case *dockerfile.Run:
-		return b.run(ctx, st, out, c)
-	default:
-		return fmt.Errorf("unsupported operation %T", op)
-	}
-	if b.o.Epoch != nil {
-		layer.Clamp(entries, *b.o.Epoch)
-	}
-	// The content digest of the key leaves file times out, as BuildKit's
-	// does: a fresh checkout has new times and the same content.
-	content, err := layer.DiffIDOf(layer.WithoutTimes(entries))
-	if err != nil {
-		return err
-	}
-	key := cacheKey(out.key, text, vars, content)
-	out.key = key
-	var l v1.Layer
-	if b.cache != nil {
-		if cl, ok := b.cache.lookup(ctx, key); ok {
-			l = cl
-			b.hits++
-		}
-	}
-	if l == nil {
-		built, err := layer.Build(entries, b.o.Compression, b.o.Format, b.o.TempDir)
-		if err != nil {
-			return fmt.Errorf("building the layer of %q: %w", text, err)
-		}
-		b.temps = append(b.temps, built)
-		b.built++
-		l = built
-		if b.cache != nil {
-			b.cache.store(key, built)
-		}
-	}
-	diffID, err := l.DiffID()
-	if err != nil {
-		return fmt.Errorf("reading the layer of %q: %w", text, err)
-	}
-	out.layers = append(out.layers, l)
-	out.fs.add(entries)
-	st.Config.RootFS.DiffIDs = append(st.Config.RootFS.DiffIDs, diffID)
-	st.AddLayerHistory(text)
-	if err := b.keepRoot(ctx, out, l); err != nil {
-		return fmt.Errorf("%s: %w", text, err)
-	}
-	return nil
-}
-
-func cacheKey(parent, instruction string, vars map[string]string, diffID v1.Hash) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "hoist-cache-v1\x00%s\x00%s\x00", parent, instruction)
-	keys := make([]string, 0, len(vars))
-	for k := range vars {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(h, "%s=%s\x00", k, vars[k])
-	}
-	fmt.Fprintf(h, "%s", diffID.String())
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-func (b *builder) copyEntries(ctx context.Context, out *stageOut, c *dockerfile.Copy) ([]layer.Entry, error) {
-	owner, err := out.fs.owner(ctx, c.Chown)
-	if err != nil {
-		return nil, err
-	}
-	destDir, err := b.destIsDir(ctx, out, c)
-	if err != nil {
-		return nil, err
-	}
-	c.DestDir = destDir
-	o := layer.CopyOptions{Dest: c.Dest, DestDir: c.DestDir, Owner: owner, Excludes: c.Excludes, Existing: out.fs.existing}
-	if c.Chmod != "" {
-		m, err := dockerfile.ParseChmod(c.Chmod)
-		if err != nil {
-			return nil, err
-		}
-		o.Chmod = m.Apply
-	}
-	var lists [][]layer.Entry
-	for _, in := range c.Inline {
-		lists = append(lists, layer.Inline(c.Dest, c.DestDir, in.Path, in.Data, o))
-	}
-	switch {
-	case c.FromStage != nil:
-		src := b.stages[c.FromStage]
-		if src == nil {
-			return nil, fmt.Errorf("COPY --from=%s: the stage was not built", c.FromStage.Ref())
-		}
-		e, err := src.fs.copyFrom(ctx, c.Sources, o)
-		if err != nil {
-			return nil, err
-		}
-		lists = append(lists, e)
-	case c.FromImage != "":
-		img, err := b.resolve(ctx, c.FromImage, b.plan.Target.Platform)
-		if err != nil {
-			return nil, fmt.Errorf("COPY --from=%s: %w", c.FromImage, err)
-		}
-		sfs := &stageFS{image: img, onRead: func() { b.baseRead.Add(1) }}
-		e, err := sfs.copyFrom(ctx, c.Sources, o)
-		if err != nil {
-			return nil, err
-		}
-		lists = append(lists, e)
-	default:
-		var local []string
-		for _, s := range c.Sources {
-			switch {
-			case c.Add && (strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")):
-				e, err := layer.Download(ctx, b.o.HTTP, s, c.Checksum, c.Dest, c.DestDir || len(c.Sources) > 1, o)
-				if err != nil {
-					return nil, err
-				}
-				lists = append(lists, e)
-			case c.Add && (c.Unpack == nil || *c.Unpack) && b.isArchive(s):
-				e, err := b.ctxDir.Extract(s, c.Dest, o)
-				if err != nil {
-					return nil, err
-				}
-				lists = append(lists, e)
-			default:
-				local = append(local, s)
-			}
-		}
-		if len(local) > 0 {
-			o.DestDir = o.DestDir || len(c.Sources) > 1
-			e, err := b.ctxDir.Copy(local, o)
-			if err != nil {
-				return nil, err
-			}
-			lists = append(lists, e)
-		}
-	}
-	return layer.Merge(lists...), nil
-}
-
-// destIsDir decides whether a COPY/ADD destination without a trailing
-// slash is an existing directory, as Docker does: "COPY index.html
-// /usr/share/nginx/html" writes into the directory. When the stage's files
-// are all this build's, that is known; over an image base it needs the
-// base's file list, read once (COPY --link never looks, like BuildKit;
-// a trailing slash or several sources make it a directory anyway).
-func (b *builder) destIsDir(ctx context.Context, out *stageOut, c *dockerfile.Copy) (bool, error) {
-	if c.DestDir || c.Dest == "/" {
-		return true, nil
-	}
-	if c.Link {
-		return false, nil
-	}
-	if e, ok := out.fs.known(c.Dest); ok {
-		return e.Mode.IsDir(), nil
-	}
-	if !out.fs.hasImage() {
-		return false, nil
-	}
-	b.o.Log.Info("reading the base image's file list: is the destination a directory? (write it with a trailing slash, or use COPY --link, to skip this)", "line", c.Line, "dest", c.Dest)
-	m, err := out.fs.files(ctx)
-	if err != nil {
-		return false, err
-	}
-	e, ok := m[strings.Trim(c.Dest, "/")]
-	for hops := 0; ok && e.Mode&fs.ModeSymlink != 0 && hops < 10; hops++ {
-		target := e.Linkname
-		if !strings.HasPrefix(target, "/") {
-			target = path.Join(path.Dir("/"+strings.Trim(c.Dest, "/")), target)
-		}
-		e, ok = m[strings.Trim(path.Clean(target), "/")]
-	}
-	return ok && e.Mode.IsDir(), nil
-}
-
-func (b *builder) isArchive(src string) bool {
-	if strings.ContainsAny(src, "*?[") {
-		return false
-	}
-	host, err := b.ctxDir.HostPath(src)
-	if err != nil {
-		return false
-	}
-	fi, err := os.Stat(host)
-	if err != nil || fi.IsDir() {
-		return false
-	}
-	return layer.IsArchive(host)
 }
 
 // assemble makes the final image: the base (or empty) + this build's

@@ -1,9 +1,12 @@
 package buildpush
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -13,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/hoist-ci/hoist/internal/layer"
 )
 
 // cache keeps built layers in a registry repository: one tiny image per
@@ -174,4 +178,66 @@ func (c *cache) mountable(l v1.Layer) v1.Layer {
 		return l
 	}
 	return &remote.MountableLayer{Layer: l, Reference: ref}
+}
+
+// A base image's file list (its entries without content, but for
+// /etc/passwd and /etc/group) is kept in the cache repository under
+// base-<digest>: a COPY or WORKDIR that misses the cache over that base
+// reads it instead of the base's layers.
+func baseIndexTag(d v1.Hash) string { return "base-" + d.Hex }
+
+// baseIndex reads a base image's file list from the cache.
+func (c *cache) baseIndex(ctx context.Context, d v1.Hash) (*layer.Tree, bool) {
+	ref := c.repo.Tag(baseIndexTag(d))
+	img, err := remote.Image(ref, c.o.links.forTarget(remote.WithContext(ctx))...)
+	if err != nil {
+		return nil, false
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		return nil, false
+	}
+	rc, err := layers[0].Uncompressed()
+	if err != nil {
+		return nil, false
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	if hdr, err := tr.Next(); err != nil || hdr.Name != "index.json" {
+		return nil, false
+	}
+	t := layer.NewTree()
+	data, err := io.ReadAll(io.LimitReader(tr, 256<<20))
+	if err != nil || json.Unmarshal(data, t) != nil {
+		c.o.Log.Warn("the base image's file list in the cache is unreadable; reading the base", "tag", ref.String())
+		return nil, false
+	}
+	return t, true
+}
+
+// storeBaseIndex writes a base image's file list to the cache in the
+// background; failures only warn.
+func (c *cache) storeBaseIndex(d v1.Hash, t *layer.Tree) {
+	data, err := json.Marshal(t)
+	if err != nil {
+		c.o.Log.Warn("writing the base image's file list to the cache", "error", err)
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		l, err := layer.Build([]layer.Entry{{Name: "index.json", Mode: 0o644, Size: int64(len(data)),
+			Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }}}, layer.Gzip, layer.OCI, c.o.TempDir)
+		if err == nil {
+			defer l.Close()
+			var img v1.Image
+			if img, err = mutate.Append(empty.Image, mutate.Addendum{Layer: l}); err == nil {
+				img = mutate.ConfigMediaType(mutate.MediaType(img, types.OCIManifestSchema1), types.OCIConfigJSON)
+				err = remote.Write(c.repo.Tag(baseIndexTag(d)), img, c.o.links.forTarget()...)
+			}
+		}
+		if err != nil {
+			c.o.Log.Warn("writing the base image's file list to the cache failed; the build goes on", "repo", c.repo.String(), "error", err)
+		}
+	}()
 }

@@ -77,11 +77,15 @@ func TestGoldenImages(t *testing.T) {
 			built, err := p.Image(v1.Hash{Algorithm: "sha256", Hex: strings.TrimPrefix(res.Digest, "sha256:")})
 			require.NoError(t, err)
 
+			got := describeImage(t, built, baseIDs)
+			if *update {
+				require.NoError(t, os.WriteFile(filepath.Join(dir, "expected.json"), []byte(jsonString(t, got)+"\n"), 0o644))
+				return
+			}
 			var want map[string]any
 			data, err := os.ReadFile(filepath.Join(dir, "expected.json"))
 			require.NoError(t, err)
 			require.NoError(t, json.Unmarshal(data, &want))
-			got := describeImage(t, built, baseIDs)
 			require.Equal(t, jsonString(t, want), jsonString(t, got))
 		})
 	}
@@ -107,9 +111,12 @@ func jsonString(t *testing.T, v any) string {
 	require.NoError(t, err)
 	var m any
 	require.NoError(t, json.Unmarshal(data, &m))
-	data, err = json.MarshalIndent(m, "", "  ")
-	require.NoError(t, err)
-	return string(data)
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	require.NoError(t, enc.Encode(m))
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // describeImage is what generate.sh keeps of an image. The layers of the

@@ -58,7 +58,7 @@ func (b *builder) materialize(ctx context.Context, out *stageOut) error {
 	}
 	b.o.Log.Info("unpacked the stage for RUN", "layers", len(layers), "entries", st.Entries, "bytes", st.Bytes, "elapsed", time.Since(start).Round(time.Millisecond).String())
 	out.fs.root = dir
-	out.fs.flat = nil
+	out.fs.tree = nil
 	return nil
 }
 
@@ -162,75 +162,6 @@ func removeRoot(dir string) error {
 		return nil
 	})
 	return os.RemoveAll(dir)
-}
-
-// rootEntry describes one path of an unpacked root (its parents resolved
-// inside the root; the last component not followed).
-func rootEntry(root, p string) (layer.Entry, bool) {
-	if p == "" {
-		fi, err := os.Lstat(root)
-		if err != nil {
-			return layer.Entry{}, false
-		}
-		return entryOf("", filepath.Join(root), fi), true
-	}
-	dir, err := securejoin.SecureJoin(root, path.Dir("/"+p))
-	if err != nil {
-		return layer.Entry{}, false
-	}
-	host := filepath.Join(dir, path.Base(p))
-	fi, err := os.Lstat(host)
-	if err != nil {
-		return layer.Entry{}, false
-	}
-	return entryOf(p, host, fi), true
-}
-
-func entryOf(name, host string, fi fs.FileInfo) layer.Entry {
-	e := layer.Entry{Name: name, Mode: fi.Mode() & (fs.ModeType | fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky), ModTime: fi.ModTime()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		e.UID, e.GID = int(st.Uid), int(st.Gid)
-	}
-	switch {
-	case fi.Mode().IsRegular():
-		e.Size = fi.Size()
-		e.Open = func() (io.ReadCloser, error) { return os.Open(host) }
-	case fi.Mode()&fs.ModeSymlink != 0:
-		e.Linkname, _ = os.Readlink(host)
-	}
-	return e
-}
-
-// rootFiles lists an unpacked root: regular files, directories and
-// symbolic links (what COPY --from reads), contents read on demand.
-func rootFiles(ctx context.Context, root string) (map[string]layer.Entry, error) {
-	m := map[string]layer.Entry{}
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		if !d.Type().IsRegular() && !d.IsDir() && d.Type()&fs.ModeSymlink == 0 {
-			return nil
-		}
-		fi, err := d.Info()
-		if err != nil {
-			return err
-		}
-		name := filepath.ToSlash(rel)
-		m[name] = entryOf(name, p, fi)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing the stage's files: %w", err)
-	}
-	return m, nil
 }
 
 // rootRead reads a file of an unpacked root, symbolic links resolved

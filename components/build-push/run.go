@@ -85,6 +85,9 @@ func (b *builder) run(ctx context.Context, st *dockerfile.State, out *stageOut, 
 	if !hasEnv(env, "HOME") {
 		env = append(env, "HOME="+user.Home)
 	}
+	if err := makeMountPoints(sess.Dir()); err != nil {
+		return fmt.Errorf("%s: %w", where, err)
+	}
 	if err := makeWorkdir(sess.Dir(), r.Dir, user); err != nil {
 		return fmt.Errorf("%s: WORKDIR %s: %w", where, r.Dir, err)
 	}
@@ -158,20 +161,12 @@ func (b *builder) run(ctx context.Context, st *dockerfile.State, out *stageOut, 
 	return b.addLayer(st, out, l, r.Instruction)
 }
 
-// emptyTar is the diff ID of a layer with no entries (two zero blocks):
-// a RUN that changed nothing.
-const emptyTar = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
-
-// addLayer records a layer of the stage; an empty one only in the
-// history, as BuildKit does.
+// addLayer records a layer of the stage and its history. A step that
+// changed nothing still has its (empty) layer, as BuildKit exports it.
 func (b *builder) addLayer(st *dockerfile.State, out *stageOut, l v1.Layer, text string) error {
 	diffID, err := l.DiffID()
 	if err != nil {
 		return fmt.Errorf("reading the layer of %q: %w", text, err)
-	}
-	if diffID.String() == emptyTar {
-		st.AddEmptyHistory(text)
-		return nil
 	}
 	out.layers = append(out.layers, l)
 	st.Config.RootFS.DiffIDs = append(st.Config.RootFS.DiffIDs, diffID)
@@ -192,6 +187,25 @@ func findProgram(root string, r *dockerfile.Run) error {
 	}
 	if _, err := os.Stat(host); err != nil {
 		return fmt.Errorf("%s is not in the stage's filesystem: a shell-form RUN needs a shell in the image (FROM scratch has none); use an image with %s, or the exec form RUN [\"/path/to/program\", …] with a program the stage has", prog, prog)
+	}
+	return nil
+}
+
+// makeMountPoints creates /dev, /proc and /sys (0755, root) where the
+// stage lacks them, as part of the RUN's layer: BuildKit's runtime makes
+// these mount points in the container's root and they stay in its layer.
+func makeMountPoints(root string) error {
+	for _, d := range []string{"dev", "proc", "sys"} {
+		p := filepath.Join(root, d)
+		if _, err := os.Lstat(p); err == nil || !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return fmt.Errorf("creating the mount point /%s: %w", d, err)
+		}
+		if err := os.Chmod(p, 0o755); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -292,72 +306,38 @@ func (b *builder) mountIdentities(ctx context.Context, r *dockerfile.Run) ([]str
 	return out, binds, nil
 }
 
-// bindEntries are what a bind mount shows: a path of the build context,
-// of a stage or of an image.
+// bindEntries are what a bind mount shows at its target: a path of the
+// build context, of a stage or of an image (a directory's contents, or a
+// file), with its owners.
 func (b *builder) bindEntries(ctx context.Context, m dockerfile.Mount) ([]layer.Entry, error) {
 	src := m.Source
 	if src == "" {
 		src = "/"
 	}
-	o := layer.CopyOptions{Dest: m.Target, DestDir: true}
-	var entries []layer.Entry
+	var from layer.Source = b.ctxDir
 	var err error
 	switch {
 	case m.FromStage != nil:
-		s := b.stages[m.FromStage]
-		if s == nil {
-			return nil, fmt.Errorf("from=%s: the stage was not built", m.FromStage.Ref())
+		if from, err = b.stageSource(ctx, m.FromStage); err != nil {
+			return nil, fmt.Errorf("from=%s: %w", m.FromStage.Ref(), err)
 		}
-		entries, err = b.copyFromSingle(ctx, s.fs, src, o)
 	case m.FromImage != "":
-		img, rerr := b.resolve(ctx, m.FromImage, b.plan.Target.Platform)
-		if rerr != nil {
-			return nil, fmt.Errorf("from=%s: %w", m.FromImage, rerr)
+		if from, err = b.imageSource(ctx, m.FromImage); err != nil {
+			return nil, fmt.Errorf("from=%s: %w", m.FromImage, err)
 		}
-		entries, err = b.copyFromSingle(ctx, &stageFS{image: img, onRead: func() { b.baseRead.Add(1) }}, src, o)
 	default:
-		rel := strings.Trim(path.Clean("/"+src), "/")
-		if rel == "" {
-			rel = "."
+		if err := checkSource(src); err != nil {
+			return nil, fmt.Errorf("source=%s: %w", src, err)
 		}
-		host, herr := b.ctxDir.HostPath(rel)
-		if herr != nil {
-			return nil, fmt.Errorf("source=%s: %w", src, herr)
-		}
-		fi, serr := os.Stat(host)
-		if serr != nil {
-			return nil, fmt.Errorf("source=%s: not in the build context", src)
-		}
-		if !fi.IsDir() {
-			o.DestDir = false
-		}
-		entries, err = b.ctxDir.Copy([]string{rel}, o)
 	}
-	if err != nil {
+	p := layer.NewPlanner(layer.Empty{})
+	if err := p.Copy(layer.CopySpec{Source: from, Path: src, Dest: m.Target}); err != nil {
+		if _, ok := err.(*layer.NotFoundError); ok {
+			return nil, fmt.Errorf("type=bind,source=%s: not found", src)
+		}
 		return nil, fmt.Errorf("type=bind,source=%s: %w", src, err)
 	}
-	return entries, nil
-}
-
-// copyFromSingle lists a stage's path as mounted at o.Dest: a directory's
-// contents under it, or a file as it.
-func (b *builder) copyFromSingle(ctx context.Context, s *stageFS, src string, o layer.CopyOptions) ([]layer.Entry, error) {
-	p := strings.Trim(path.Clean("/"+src), "/")
-	if p != "" {
-		e, ok := s.known(p)
-		if !ok && s.root == "" {
-			// Not among this build's files: the base image's list says.
-			m, err := s.files(ctx)
-			if err != nil {
-				return nil, err
-			}
-			e, ok = m[p]
-		}
-		if ok && !e.Mode.IsDir() {
-			o.DestDir = false
-		}
-	}
-	return s.copyFrom(ctx, []string{"/" + p}, o)
+	return p.Entries(), nil
 }
 
 // placement puts a RUN's mounts, secrets and scripts into the root for

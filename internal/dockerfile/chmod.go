@@ -20,7 +20,6 @@ type chmodClause struct {
 	op    byte        // + - =
 	perm  string      // rwxXst
 	whoS  string
-	empty bool
 }
 
 // ParseChmod parses a --chmod value.
@@ -85,6 +84,10 @@ func octalMode(n uint32) fs.FileMode {
 	}
 	return m
 }
+
+// Octal reports whether the mode was given in octal (BuildKit creates the
+// destination's missing directories with its bits then).
+func (c *Chmod) Octal() bool { return c.octal }
 
 // Apply returns the permission bits (with setuid/setgid/sticky) for an
 // entry whose current mode is cur.

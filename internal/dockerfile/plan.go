@@ -363,6 +363,9 @@ func (p *Plan) Run(ctx context.Context, h Hooks) (map[*Stage]*State, error) {
 			}
 		}
 		st := p.NewState(s, base)
+		if s.BaseStage != nil {
+			st.FromStage(states[s.BaseStage])
+		}
 		triggers, err := st.Triggers(base)
 		if err != nil {
 			return nil, err

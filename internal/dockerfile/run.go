@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"path"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -133,7 +132,8 @@ func (st *State) runOp(c *instructions.RunCommand) (Op, error) {
 			if strings.HasPrefix(data, "#!") {
 				p := ScriptDir + "/" + f.Name
 				r.Scripts = append(r.Scripts, Script{Path: p, Data: data})
-				r.Args = []string{p}
+				// Run by the shell, as BuildKit does (sh -c /dev/pipes/EOF).
+				args = []string{p}
 			} else {
 				args = []string{data}
 			}
@@ -164,37 +164,31 @@ func (st *State) runOp(c *instructions.RunCommand) (Op, error) {
 	return r, nil
 }
 
-// runEnv is the environment of a RUN: ENV, the ARGs ENV leaves alone,
-// and the default PATH when none is set.
+// runEnv is the environment of a RUN: the state's (ENV and the ARGs with
+// a value, the latest winning), and the default PATH when none is set.
 func (st *State) runEnv() []string {
-	env := slices.Clone(st.Config.Config.Env)
-	has := map[string]bool{}
+	env := slices.Clone(st.env)
 	for _, kv := range env {
-		k, _, _ := strings.Cut(kv, "=")
-		has[k] = true
-	}
-	for _, a := range st.args {
-		if a.set && !has[a.name] {
-			env = append(env, a.name+"="+a.value)
-			has[a.name] = true
+		if k, _, _ := strings.Cut(kv, "="); k == "PATH" {
+			return env
 		}
 	}
-	if !has["PATH"] {
-		env = append(env, DefaultPathEnv)
-	}
-	return env
+	return append(env, DefaultPathEnv)
 }
 
-// runText is the history line: "RUN |2 A=1 B=2 /bin/sh -c cmd" when build
-// args are set, as BuildKit writes it.
+// runText is the history line, as BuildKit writes it: "RUN |2 A=1 B=2
+// /bin/sh -c cmd" with every ARG declared so far (in declaration order,
+// its value from the environment when ENV changed it, empty when unset).
 func (st *State) runText(args []string) string {
+	env := st.vars()
 	var set []string
 	for _, a := range st.args {
-		if a.set {
-			set = append(set, a.name+"="+a.value)
+		v, ok := env[a.name]
+		if !ok {
+			v = a.value
 		}
+		set = append(set, a.name+"="+v)
 	}
-	sort.Strings(set)
 	text := "RUN "
 	if len(set) > 0 {
 		text += fmt.Sprintf("|%d %s ", len(set), strings.Join(set, " "))

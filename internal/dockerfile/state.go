@@ -24,8 +24,14 @@ type State struct {
 	stage *Stage
 	// Config is the image config so far (base config, then instructions).
 	Config v1.ConfigFile
-	// args are the ARGs declared in this stage, in order, with their values.
-	args   []arg
+	// args are the ARGs declared in this stage (and the stage it is FROM),
+	// in BuildKit's order: where each was first declared, with its latest
+	// value.
+	args []arg
+	// env is the environment as BuildKit's state carries it: the base's
+	// ENV, then every ENV and every ARG with a value, the latest winning.
+	// Expansion and RUN see it; the image's ENV is Config.Env.
+	env    []string
 	cmdSet bool
 	lex    *shell.Lex
 }
@@ -34,6 +40,18 @@ type arg struct {
 	name  string
 	value string
 	set   bool
+}
+
+// declare records an ARG: a new one at the end, a re-declared one in its
+// place with its new value.
+func (st *State) declare(a arg) {
+	for i := range st.args {
+		if st.args[i].name == a.name {
+			st.args[i] = a
+			return
+		}
+	}
+	st.args = append(st.args, a)
 }
 
 // Op is a filesystem change the builder performs: a COPY, an ADD, a
@@ -54,6 +72,11 @@ type Copy struct {
 	// destination is a directory (trailing slash or several sources).
 	Dest    string
 	DestDir bool
+	// DestText is the destination as the instruction writes it (after
+	// expansion), for the image history; DestSlash is true when it names
+	// a directory by its form (a trailing slash, ".").
+	DestText  string
+	DestSlash bool
 	// FromStage is set for COPY --from=<stage>; FromImage for an image.
 	FromStage *Stage
 	FromImage string
@@ -72,6 +95,15 @@ type Copy struct {
 }
 
 func (*Copy) op() {}
+
+// DestPath is the absolute destination as BuildKit's copy receives it: a
+// trailing slash when the instruction's form names a directory.
+func (c *Copy) DestPath() string {
+	if c.DestSlash && c.Dest != "/" {
+		return c.Dest + "/"
+	}
+	return c.Dest
+}
 
 // Workdir is WORKDIR: BuildKit creates the directory (owned by the USER in
 // effect) as a layer of its own when it does not exist yet.
@@ -101,9 +133,12 @@ func (st *State) ScratchRooted() bool {
 // Stage is the stage this state evaluates.
 func (st *State) Stage() *Stage { return st.stage }
 
-// NewState starts a stage from its base's config (nil for scratch).
+// NewState starts a stage from its base's config (nil for scratch). A
+// stage FROM another stage goes on from that stage's state with
+// FromStage.
 func (p *Plan) NewState(s *Stage, base *v1.ConfigFile) *State {
 	st := &State{plan: p, stage: s, lex: shell.NewLex(p.File.Escape)}
+	defer func() { st.env = slices.Clone(st.Config.Config.Env) }()
 	if base != nil {
 		st.Config = *cloneConfig(base)
 		st.Config.History = slices.Clone(base.History)
@@ -125,6 +160,14 @@ func (p *Plan) NewState(s *Stage, base *v1.ConfigFile) *State {
 		st.Config.Variant = s.Platform.Variant
 	}
 	return st
+}
+
+// FromStage carries on from the state of the stage this one is FROM: its
+// ARGs (declared there, with their values) and its environment, as
+// BuildKit's child stage starts from its parent's state.
+func (st *State) FromStage(parent *State) {
+	st.args = slices.Clone(parent.args)
+	st.env = slices.Clone(parent.env)
 }
 
 func cloneConfig(c *v1.ConfigFile) *v1.ConfigFile {
@@ -166,15 +209,10 @@ func (st *State) errf(loc []parser.Range, format string, a ...any) error {
 	return errorAt(st.plan.File.Name, loc, fmt.Errorf(format, a...))
 }
 
-// env is what expansion sees: declared ARGs, overridden by ENV.
-func (st *State) env() mapEnv {
+// vars is what expansion sees: the state's environment.
+func (st *State) vars() mapEnv {
 	m := mapEnv{}
-	for _, a := range st.args {
-		if a.set {
-			m[a.name] = a.value
-		}
-	}
-	for _, kv := range st.Config.Config.Env {
+	for _, kv := range st.env {
 		k, v, _ := strings.Cut(kv, "=")
 		m[k] = v
 	}
@@ -183,7 +221,7 @@ func (st *State) env() mapEnv {
 
 // expand expands one word and records the variables it used.
 func (st *State) expand(word string, vars map[string]string) (string, error) {
-	env := st.env()
+	env := st.vars()
 	res, err := st.lex.ProcessWordWithMatches(word, env)
 	if err != nil {
 		return "", err
@@ -199,7 +237,7 @@ func (st *State) expand(word string, vars map[string]string) (string, error) {
 // Vars are the ARG and ENV values visible to the next instruction, sorted
 // (a RUN's cache key includes them).
 func (st *State) Vars() []string {
-	env := st.env()
+	env := st.vars()
 	out := make([]string, 0, len(env))
 	for _, k := range env.Keys() {
 		out = append(out, k+"="+env[k])
@@ -231,6 +269,7 @@ func (st *State) Apply(cmd instructions.Command) (Op, error) {
 			}
 			defaults[i] = &v
 		}
+		var text []string
 		for i, kv := range c.Args {
 			a := arg{name: kv.Key}
 			if v, ok := st.plan.opts.BuildArgs[kv.Key]; ok {
@@ -242,10 +281,15 @@ func (st *State) Apply(cmd instructions.Command) (Op, error) {
 				// ARG NAME re-declares a meta ARG (or a predefined one).
 				a.value, a.set = v, true
 			}
-			st.args = slices.DeleteFunc(st.args, func(x arg) bool { return x.name == a.name })
-			st.args = append(st.args, a)
+			st.declare(a)
+			if a.set {
+				st.env = setEnv(st.env, a.name, a.value)
+				text = append(text, a.name+"="+a.value)
+			} else {
+				text = append(text, a.name)
+			}
 		}
-		st.history(cmd, "ARG "+argText(c), true)
+		st.history(cmd, "ARG "+strings.Join(text, " "), true)
 	case *instructions.EnvCommand:
 		// Every pair is expanded with the environment from before the
 		// instruction (ENV A=1 B=$A gives B the old A), as BuildKit does.
@@ -261,10 +305,13 @@ func (st *State) Apply(cmd instructions.Command) (Op, error) {
 			}
 			pairs = append(pairs, [2]string{k, v})
 		}
+		text := "ENV"
 		for _, p := range pairs {
 			cfg.Env = setEnv(cfg.Env, p[0], p[1])
+			st.env = setEnv(st.env, p[0], p[1])
+			text += " " + p[0] + "=" + p[1]
 		}
-		st.history(cmd, "ENV "+kvText(c.Env), true)
+		st.history(cmd, text, true)
 	case *instructions.LabelCommand:
 		labels := slices.Clone(c.Labels)
 		if err := (&instructions.LabelCommand{Labels: labels}).Expand(func(w string) (string, error) { return st.expand(w, nil) }); err != nil {
@@ -315,14 +362,14 @@ func (st *State) Apply(cmd instructions.Command) (Op, error) {
 		st.history(cmd, "CMD "+jsonList(cfg.Cmd), true)
 	case *instructions.ShellCommand:
 		cfg.Shell = slices.Clone(c.Shell)
-		st.history(cmd, "SHELL "+jsonList(cfg.Shell), true)
+		st.history(cmd, fmt.Sprintf("SHELL %v", cfg.Shell), true)
 	case *instructions.ExposeCommand:
 		if cfg.ExposedPorts == nil {
 			cfg.ExposedPorts = map[string]struct{}{}
 		}
 		var added []string
 		for _, word := range c.Ports {
-			ps, err := st.lex.ProcessWords(word, st.env())
+			ps, err := st.lex.ProcessWords(word, st.vars())
 			if err != nil {
 				return nil, st.errf(loc, "expanding EXPOSE: %w", err)
 			}
@@ -337,11 +384,13 @@ func (st *State) Apply(cmd instructions.Command) (Op, error) {
 				}
 			}
 		}
-		st.history(cmd, "EXPOSE map["+strings.Join(added, " ")+"]", true)
+		// In the parser's order (it sorts the words), as BuildKit writes it.
+		st.history(cmd, "EXPOSE ["+strings.Join(added, " ")+"]", true)
 	case *instructions.VolumeCommand:
 		if cfg.Volumes == nil {
 			cfg.Volumes = map[string]struct{}{}
 		}
+		var vols []string
 		for _, v := range c.Volumes {
 			x, err := st.expand(v, nil)
 			if err != nil {
@@ -351,8 +400,9 @@ func (st *State) Apply(cmd instructions.Command) (Op, error) {
 				return nil, st.errf(loc, "VOLUME specified can not be an empty string")
 			}
 			cfg.Volumes[x] = struct{}{}
+			vols = append(vols, x)
 		}
-		st.history(cmd, "VOLUME "+jsonList(c.Volumes), true)
+		st.history(cmd, fmt.Sprintf("VOLUME %v", vols), true)
 	case *instructions.StopSignalCommand:
 		s, err := st.expand(c.Signal, nil)
 		if err != nil {
@@ -369,10 +419,12 @@ func (st *State) Apply(cmd instructions.Command) (Op, error) {
 			h.Test = cfg.Healthcheck.Test
 		}
 		cfg.Healthcheck = h
-		st.history(cmd, "HEALTHCHECK "+jsonList(h.Test), true)
+		// BuildKit writes the instruction's whole health config, %+v.
+		st.history(cmd, fmt.Sprintf("HEALTHCHECK %+v", *c.Health), true)
 	case *instructions.OnbuildCommand:
+		// Stored for the images built FROM this one; BuildKit writes no
+		// history for it.
 		cfg.OnBuild = append(cfg.OnBuild, c.Expression)
-		st.history(cmd, "ONBUILD "+c.Expression, true)
 	case *instructions.CopyCommand:
 		return st.copyOp(loc, false, c.SourcesAndDest, c.From, c.Chown, c.Chmod, c.Link, "", nil, c.ExcludePatterns, c.Parents, c.String())
 	case *instructions.AddCommand:
@@ -429,7 +481,9 @@ func (st *State) copyOp(loc []parser.Range, add bool, sd instructions.SourcesAnd
 	if err != nil {
 		return nil, st.errf(loc, "expanding %s destination: %w", name, err)
 	}
-	op.DestDir = strings.HasSuffix(dest, "/") || dest == "." || strings.HasSuffix(dest, "/.") || len(op.Sources)+len(op.Inline) > 1
+	op.DestText = dest
+	op.DestSlash = strings.HasSuffix(dest, "/") || dest == "." || dest == "" || strings.HasSuffix(dest, "/.")
+	op.DestDir = op.DestSlash || len(op.Sources)+len(op.Inline) > 1
 	if !path.IsAbs(dest) {
 		wd := st.Config.Config.WorkingDir
 		if wd == "" {
@@ -511,8 +565,8 @@ func lineOf(loc []parser.Range) int {
 	return loc[0].Start.Line
 }
 
-// AddEmptyHistory records a filesystem instruction that changed nothing
-// (a RUN whose diff is empty): BuildKit keeps no layer for it.
+// AddEmptyHistory records a filesystem instruction that makes no layer
+// (WORKDIR /).
 func (st *State) AddEmptyHistory(text string) {
 	st.Config.History = append(st.Config.History, v1.History{CreatedBy: text, Comment: "hoist build-push", EmptyLayer: true})
 }
@@ -530,14 +584,6 @@ func setEnv(env []string, k, v string) []string {
 		}
 	}
 	return append(env, k+"="+v)
-}
-
-func argText(c *instructions.ArgCommand) string {
-	var parts []string
-	for _, kv := range c.Args {
-		parts = append(parts, kv.Key)
-	}
-	return strings.Join(parts, " ")
 }
 
 func kvText(kvs instructions.KeyValuePairs) string {

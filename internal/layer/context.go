@@ -10,10 +10,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
-	"sort"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/moby/patternmatcher"
@@ -32,6 +30,16 @@ type Entry struct {
 	ModTime  time.Time
 	// Open returns a regular file's content.
 	Open func() (io.ReadCloser, error)
+	// Xattrs are extended attributes (name → value).
+	Xattrs map[string]string
+	// Hardlink, when set, names an earlier entry of the same layer this
+	// one is a hard link of (written as a tar link).
+	Hardlink string
+	// Devmajor and Devminor of a device node (fs.ModeDevice).
+	Devmajor, Devminor int64
+	// Inode identifies the source file (device and inode), so that hard
+	// links among the sources are kept; zero when unknown. Not written.
+	Inode [2]uint64
 }
 
 // Context is a build context directory with its .dockerignore rules.
@@ -39,6 +47,9 @@ type Context struct {
 	Root    string
 	ignore  *patternmatcher.PatternMatcher
 	pattern []string
+	// keeps caches which excluded directories hold a re-included file.
+	keepMu sync.Mutex
+	keeps  map[string]bool
 }
 
 // OpenContext opens dir; the ignore file is <dockerfile>.dockerignore next
@@ -99,104 +110,4 @@ type SafetyError struct {
 
 func (e *SafetyError) Error() string {
 	return fmt.Sprintf("source %q %s: COPY and ADD only read inside the build context; move the file into the context or change the context directory", e.Source, e.Reason)
-}
-
-// clean validates a source path from a Dockerfile and returns it relative
-// to the context root (slash-separated, "." for the root).
-func cleanSource(src string) (string, error) {
-	if path.IsAbs(src) {
-		return "", &SafetyError{Source: src, Reason: "is an absolute path"}
-	}
-	p := path.Clean(src)
-	if p == ".." || strings.HasPrefix(p, "../") {
-		return "", &SafetyError{Source: src, Reason: "points above the context with ../"}
-	}
-	return p, nil
-}
-
-// resolve follows symlinks in rel (each component) and fails when one
-// leads out of the context. It returns the host path.
-func (c *Context) resolve(src, rel string) (string, error) {
-	cur := ""
-	parts := strings.Split(rel, "/")
-	hops := 0
-	for i := 0; i < len(parts); i++ {
-		part := parts[i]
-		if part == "." || part == "" {
-			continue
-		}
-		next := path.Join(cur, part)
-		fi, err := os.Lstat(filepath.Join(c.Root, filepath.FromSlash(next)))
-		if err != nil {
-			return "", fmt.Errorf("source %q: %w", src, err)
-		}
-		if fi.Mode()&fs.ModeSymlink == 0 {
-			cur = next
-			continue
-		}
-		if hops++; hops > 40 {
-			return "", fmt.Errorf("source %q: too many levels of symbolic links", src)
-		}
-		target, err := os.Readlink(filepath.Join(c.Root, filepath.FromSlash(next)))
-		if err != nil {
-			return "", fmt.Errorf("source %q: %w", src, err)
-		}
-		target = filepath.ToSlash(target)
-		var joined string
-		if path.IsAbs(target) {
-			return "", &SafetyError{Source: src, Reason: fmt.Sprintf("goes through the symlink %s -> %s, which points outside", next, target)}
-		}
-		joined = path.Join(cur, target)
-		if joined == ".." || strings.HasPrefix(joined, "../") {
-			return "", &SafetyError{Source: src, Reason: fmt.Sprintf("goes through the symlink %s -> %s, which points outside", next, target)}
-		}
-		rest := append(strings.Split(joined, "/"), parts[i+1:]...)
-		parts, i, cur = rest, -1, ""
-	}
-	return filepath.Join(c.Root, filepath.FromSlash(cur)), nil
-}
-
-// Expand returns the context-relative paths a source names: itself, or
-// the matches of a glob (sorted). Ignored paths never match.
-func (c *Context) Expand(src string) ([]string, error) {
-	rel, err := cleanSource(src)
-	if err != nil {
-		return nil, err
-	}
-	if !strings.ContainsAny(rel, "*?[") {
-		if c.Ignored(rel) {
-			return nil, fmt.Errorf("source %q is excluded by .dockerignore: remove the pattern or the source", src)
-		}
-		host, err := c.resolve(src, rel)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("source %q not found in the build context %s", src, c.Root)
-			}
-			return nil, err
-		}
-		if _, err := os.Stat(host); err != nil {
-			return nil, fmt.Errorf("source %q: %w", src, err)
-		}
-		return []string{rel}, nil
-	}
-	matches, err := filepath.Glob(filepath.Join(c.Root, filepath.FromSlash(rel)))
-	if err != nil {
-		return nil, fmt.Errorf("source %q: bad pattern: %w", src, err)
-	}
-	var out []string
-	for _, m := range matches {
-		r, err := filepath.Rel(c.Root, m)
-		if err != nil {
-			return nil, err
-		}
-		r = filepath.ToSlash(r)
-		if !c.Ignored(r) {
-			out = append(out, r)
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("source %q matches no file in the build context", src)
-	}
-	sort.Strings(out)
-	return out, nil
 }

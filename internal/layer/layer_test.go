@@ -1,11 +1,9 @@
 package layer
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -25,79 +23,6 @@ func tree(t *testing.T, files map[string]string) string {
 		require.NoError(t, os.WriteFile(p, []byte(c), 0o644))
 	}
 	return dir
-}
-
-func describe(entries []Entry) []string {
-	var out []string
-	for _, e := range entries {
-		s := fmt.Sprintf("%s %04o %d:%d", e.Name, uint32(e.Mode.Perm()), e.UID, e.GID)
-		switch {
-		case e.Mode.IsDir():
-			s += " dir"
-		case e.Mode&fs.ModeSymlink != 0:
-			s += " -> " + e.Linkname
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-func TestCopySemantics(t *testing.T) {
-	dir := tree(t, map[string]string{"a.txt": "a", "b.txt": "b", "src/x": "x", "src/sub/y": "y", "src/skip.tmp": "s"})
-	require.NoError(t, os.Symlink("src/sub", filepath.Join(dir, "sublink")))
-	c, err := OpenContext(dir, "")
-	require.NoError(t, err)
-	owner := &Owner{UID: 10, GID: 20}
-	cases := []struct {
-		name    string
-		sources []string
-		o       CopyOptions
-		want    []string
-	}{
-		{"file to a file", []string{"a.txt"}, CopyOptions{Dest: "/opt/f"}, []string{"opt 0755 0:0 dir", "opt/f 0644 0:0"}},
-		{"file into a dir", []string{"a.txt"}, CopyOptions{Dest: "/opt", DestDir: true}, []string{"opt 0755 0:0 dir", "opt/a.txt 0644 0:0"}},
-		{"glob", []string{"*.txt"}, CopyOptions{Dest: "/g"}, []string{"g 0755 0:0 dir", "g/a.txt 0644 0:0", "g/b.txt 0644 0:0"}},
-		{"dir contents, owner on created parents", []string{"src"}, CopyOptions{Dest: "/app/src", Owner: owner, Excludes: []string{"*.tmp"}},
-			[]string{"app 0755 10:20 dir", "app/src 0755 10:20 dir", "app/src/sub 0755 10:20 dir", "app/src/sub/y 0644 10:20", "app/src/x 0644 10:20"}},
-		{"existing parent keeps its attributes", []string{"a.txt"}, CopyOptions{Dest: "/app/", DestDir: true, Owner: owner,
-			Existing: func(n string) (Entry, bool) { return Entry{Mode: fs.ModeDir | 0o700, UID: 1}, n == "app" }}, []string{"app 0700 1:0 dir", "app/a.txt 0644 10:20"}},
-		{"symlink inside is followed as a source", []string{"sublink"}, CopyOptions{Dest: "/l"}, []string{"l 0755 0:0 dir", "l/y 0644 0:0"}},
-		{"chmod", []string{"a.txt"}, CopyOptions{Dest: "/c", Chmod: func(fs.FileMode, bool) fs.FileMode { return 0o711 }}, []string{"c 0711 0:0"}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := c.Copy(tc.sources, tc.o)
-			require.NoError(t, err)
-			require.Equal(t, tc.want, describe(got))
-		})
-	}
-}
-
-func TestDockerignoreExceptions(t *testing.T) {
-	dir := tree(t, map[string]string{"Dockerfile": "", ".dockerignore": "logs\n!logs/keep.log\n", "logs/a.log": "", "logs/keep.log": "", "x": ""})
-	c, err := OpenContext(dir, filepath.Join(dir, "Dockerfile"))
-	require.NoError(t, err)
-	got, err := c.Copy([]string{"."}, CopyOptions{Dest: "/", DestDir: true})
-	require.NoError(t, err)
-	var names []string
-	for _, e := range got {
-		names = append(names, e.Name)
-	}
-	require.Equal(t, []string{".dockerignore", "Dockerfile", "logs", "logs/keep.log", "x"}, names)
-}
-
-func TestExtractRefusesEscapes(t *testing.T) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	require.NoError(t, tw.WriteHeader(&tar.Header{Name: "ok/../../etc/passwd", Typeflag: tar.TypeReg, Mode: 0o644, Size: 1}))
-	_, _ = tw.Write([]byte("x"))
-	require.NoError(t, tw.Close())
-	dir := tree(t, map[string]string{"evil.tar": buf.String()})
-	c, err := OpenContext(dir, "")
-	require.NoError(t, err)
-	require.True(t, IsArchive(filepath.Join(dir, "evil.tar")))
-	_, err = c.Extract("evil.tar", "/opt", CopyOptions{})
-	require.ErrorContains(t, err, `archive entry "ok/../../etc/passwd" leaves the destination`)
 }
 
 func TestBuildIsDeterministicAndDecompresses(t *testing.T) {

@@ -37,15 +37,32 @@ func WriteTar(w io.Writer, entries []Entry) error {
 		}
 		hdr.ModTime = hdr.ModTime.UTC().Truncate(time.Second)
 		switch {
+		case e.Hardlink != "":
+			hdr.Typeflag = tar.TypeLink
+			hdr.Linkname = e.Hardlink
 		case e.Mode&fs.ModeSymlink != 0:
 			hdr.Typeflag = tar.TypeSymlink
 			hdr.Linkname = e.Linkname
 		case e.Mode.IsDir():
 			hdr.Typeflag = tar.TypeDir
 			hdr.Name += "/"
+		case e.Mode&fs.ModeNamedPipe != 0:
+			hdr.Typeflag = tar.TypeFifo
+		case e.Mode&fs.ModeDevice != 0:
+			hdr.Typeflag = tar.TypeBlock
+			if e.Mode&fs.ModeCharDevice != 0 {
+				hdr.Typeflag = tar.TypeChar
+			}
+			hdr.Devmajor, hdr.Devminor = e.Devmajor, e.Devminor
 		default:
 			hdr.Typeflag = tar.TypeReg
 			hdr.Size = e.Size
+		}
+		if len(e.Xattrs) > 0 && e.Hardlink == "" {
+			hdr.PAXRecords = map[string]string{}
+			for k, v := range e.Xattrs {
+				hdr.PAXRecords["SCHILY.xattr."+k] = v
+			}
 		}
 		if err := tw.WriteHeader(hdr); err != nil {
 			return fmt.Errorf("writing %s: %w", e.Name, err)
