@@ -51,6 +51,7 @@ func options(ctx context.Context, j *ci.Job) (publish.Options, error) {
 		ReleaseName:   j.String("release-name"),
 		Namespace:     j.String("namespace"),
 		HelmSource:    j.String("helm-source"),
+		Images:        j.List("images"),
 		Tags:          j.List("tags"),
 		Image:         j.String("image"),
 		RequestPrefix: j.RequestTagPrefix(),

@@ -54,11 +54,12 @@ type Options struct {
 	// Helm renders charts to manifests; nil means render: helm with
 	// helm-output manifests is unavailable.
 	Helm HelmRenderer
+	// Images are bump's `images` entries written into the content.
+	Images []string
 
 	Tags  []string
 	Image string
-	// DefaultRepository is not used for computed tags: an artifact goes to
-	// a repository the user names (it is not the project's image).
+	// RequestPrefix names PR/MR tags: pr (GitHub) or mr (GitLab).
 	RequestPrefix string
 	Diff          bool
 	Annotations   map[string]string
@@ -167,6 +168,11 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	dir, err := render(ctx, opts, src, stage)
 	if err != nil {
 		return Result{}, err
+	}
+	if len(opts.Images) > 0 {
+		if dir, err = writeImages(opts, src, dir, stage); err != nil {
+			return Result{}, err
+		}
 	}
 	tree, err := fluxartifact.Collect(dir, opts.IgnorePaths)
 	if err != nil {

@@ -274,3 +274,36 @@ func keys(m map[string]string) []string {
 	}
 	return out
 }
+
+// TestImagesWrittenIntoTheContent: the image a build job pushed is written
+// into the kustomize build (and into a copy of a plain directory: the
+// checkout is left alone).
+func TestImagesWrittenIntoTheContent(t *testing.T) {
+	e := newEnv(t)
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	dir := writeFiles(t, map[string]string{
+		"deploy/deployment.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n      containers:\n        - name: app # the app\n          image: registry.example.com/team/app:1.0.0\n",
+		"deploy/kustomization.yaml": "resources: [deployment.yaml]\n",
+	})
+	for _, render := range []string{publish.RenderNone, publish.RenderKustomize} {
+		o := e.opts(dir, git(sha1, "main"), "team/cfg:"+render)
+		o.Path, o.Render = "deploy", render
+		o.Images = []string{"registry.example.com/team/app=registry.example.com/team/app:1.4.2@" + digest}
+		res, err := publish.Run(context.Background(), o)
+		require.NoError(t, err, render)
+		files := pull(t, res.Image)
+		f := files["deployment.yaml"]
+		if render == publish.RenderKustomize {
+			f = files[publish.ManifestsFile]
+		}
+		require.Contains(t, f, "image: registry.example.com/team/app:1.4.2@"+digest, render)
+	}
+	orig, err := os.ReadFile(filepath.Join(dir, "deploy/deployment.yaml"))
+	require.NoError(t, err)
+	require.Contains(t, string(orig), "app:1.0.0", "the checkout is not changed")
+
+	o := e.opts(dir, git(sha1, "main"), "team/cfg:x")
+	o.Path, o.Images = "deploy", []string{"registry.example.com/team/typo=1.4.2"}
+	_, err = publish.Run(context.Background(), o)
+	require.ErrorContains(t, err, "matches no image reference")
+}
