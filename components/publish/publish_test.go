@@ -282,7 +282,7 @@ func TestImagesWrittenIntoTheContent(t *testing.T) {
 	e := newEnv(t)
 	digest := "sha256:" + strings.Repeat("ab", 32)
 	dir := writeFiles(t, map[string]string{
-		"deploy/deployment.yaml": "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n      containers:\n        - name: app # the app\n          image: registry.example.com/team/app:1.0.0\n",
+		"deploy/deployment.yaml":    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: app\nspec:\n  template:\n    spec:\n      containers:\n        - name: app # the app\n          image: registry.example.com/team/app:1.0.0\n",
 		"deploy/kustomization.yaml": "resources: [deployment.yaml]\n",
 	})
 	for _, render := range []string{publish.RenderNone, publish.RenderKustomize} {
