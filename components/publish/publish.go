@@ -152,6 +152,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		log = slog.New(slog.DiscardHandler)
 		opts.Log = log
 	}
+	begin := time.Now()
 	if err := opts.check(); err != nil {
 		return Result{}, err
 	}
@@ -181,12 +182,21 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	for _, s := range tree.Skipped {
 		log.Warn("left out: not a regular file or directory (Flux packages neither symlinks nor special files)", "path", s)
 	}
-	if err := validate(tree, validated(opts)); err != nil {
+	// The tarball is written while the manifests are validated; nothing
+	// leaves the process before both are done.
+	var tgz []byte
+	tarErr := make(chan error, 1)
+	go func() {
+		var err error
+		tgz, err = tree.Tarball()
+		tarErr <- err
+	}()
+	verr := validate(tree, validated(opts))
+	if err := <-tarErr; verr == nil && err != nil {
 		return Result{}, err
 	}
-	tgz, err := tree.Tarball()
-	if err != nil {
-		return Result{}, err
+	if verr != nil {
+		return Result{}, verr
 	}
 	res := Result{Revision: revision(opts.Git), Files: len(tree.Regular()), Bytes: tree.Size(), DryRun: opts.DryRun}
 	created := opts.Created
@@ -204,10 +214,14 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, err
 	}
 	res.ContentDigest = fluxartifact.ContentDigest(m).String()
-	log.Info("packaged", "files", res.Files, "bytes", res.Bytes, "tarball", len(tgz), "content", res.ContentDigest, "revision", res.Revision)
+	log.Info("packaged", "in", time.Since(begin).Round(time.Millisecond).String(), "files", res.Files, "bytes", res.Bytes, "tarball", len(tgz), "content", res.ContentDigest, "revision", res.Revision)
 
+	pushStart := time.Now()
 	if err := pushArtifact(ctx, opts, img, &res); err != nil {
 		return res, err
+	}
+	if res.Image != "" {
+		log.Debug("registry done", "in", time.Since(pushStart).Round(time.Millisecond).String())
 	}
 	if opts.Bucket != "" {
 		if err := syncBucket(ctx, opts, tree, &res); err != nil {

@@ -26,6 +26,7 @@ import (
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
+	"golang.org/x/sync/errgroup"
 )
 
 // IgnoreFile is the name of the ignore files read in every directory.
@@ -142,22 +143,41 @@ func Collect(root string, extra []string) (*Tree, error) {
 		if err != nil {
 			return err
 		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
 		mode := fs.FileMode(0o644)
 		if fi.Mode().Perm()&0o111 != 0 {
 			mode = 0o755
 		}
-		t.Files = append(t.Files, File{Path: rel, Mode: mode, Data: data})
+		t.Files = append(t.Files, File{Path: rel, Mode: mode})
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", root, err)
 	}
+	// The contents are read in parallel: a deploy tree is many small files,
+	// and each costs a few system calls.
+	var g errgroup.Group
+	g.SetLimit(readers)
+	for i := range t.Files {
+		if t.Files[i].Dir {
+			continue
+		}
+		g.Go(func() error {
+			data, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(t.Files[i].Path)))
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", t.Files[i].Path, err)
+			}
+			t.Files[i].Data = data
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
+
+// readers bounds the files read at once.
+const readers = 8
 
 // loadIgnoreFiles reads the .sourceignore of dir and of every directory
 // below it (not below .git), each scoped to its own directory.
