@@ -90,7 +90,8 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	fluxVer := strings.TrimSpace(output(ctx, c.flux, "version", "--client"))
+	fluxVer := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(output(ctx, c.flux, "version", "--client")), "flux:"))
+	loadBefore := loadAverage()
 
 	regDir := filepath.Join(work, "registry")
 	if err := os.MkdirAll(regDir, 0o755); err != nil {
@@ -238,8 +239,8 @@ func run(ctx context.Context, args []string) error {
 		"Each round changes one file, so both upload a new layer; who goes first alternates. Every round both manifests must hold the same layer (byte-identical tarball) and annotations, or the run fails (their config blobs differ in one field: flux v2.9.5's fluxcd/pkg/oci v0.68 writes `created: 0001-01-01T00:00:00Z`, a bug fixed in fluxcd/pkg/oci v0.70 whose config hoist writes). "+
 		"Median of %d rounds after %d warm-up rounds. Target from issue #13: hoist ≤ 0.5 × flux, and a no-change run that uploads 0 bytes.\n\n",
 		files, c.apps, c.perApp-1, size/1024, c.rounds, c.warmup)
-	fmt.Fprintf(&b, "| | |\n|---|---|\n| date | %s |\n| machine | %d CPUs, %s/%s |\n| flux | %s, built from %s@%s (`CGO_ENABLED=0 go build -trimpath -ldflags=\"-s -w\" ./cmd/flux`) |\n| registry | docker-registry (Debian), filesystem storage, 127.0.0.1 |\n| go | %s |\n\n",
-		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, fluxVer, fluxModule, fluxVersion, runtime.Version())
+	fmt.Fprintf(&b, "| | |\n|---|---|\n| date | %s |\n| machine | %d CPUs, %s/%s |\n| flux | %s, built from %s@%s (`CGO_ENABLED=0 go build -trimpath -ldflags=\"-s -w\" ./cmd/flux`) |\n| registry | docker-registry (Debian), filesystem storage, 127.0.0.1 |\n| go | %s |\n| load average (1 min) | %s before, %s after (the machine is shared) |\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, fluxVer, fluxModule, fluxVersion, runtime.Version(), loadBefore, loadAverage())
 	fmt.Fprintf(&b, "| scenario | tool | median | bytes uploaded | requests |\n|---|---|---:|---:|---:|\n")
 	fmt.Fprintf(&b, "| push (one file changed) | hoist `publish` | %s | %d | |\n", ms(med(pushes, func(s sample) time.Duration { return s.hoist })), median64(hoistUp))
 	fmt.Fprintf(&b, "| push (one file changed) | `flux push artifact` | %s | %d | |\n", ms(med(pushes, func(s sample) time.Duration { return s.flux })), median64(fluxUp))
@@ -397,6 +398,15 @@ func timed(ctx context.Context, env []string, argv []string) (time.Duration, str
 	start := time.Now()
 	err := cmd.Run()
 	return time.Since(start), out.String(), err
+}
+
+// loadAverage is the 1-minute load average, or "?".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 // withoutConfig is a manifest's JSON with the config descriptor left out.
