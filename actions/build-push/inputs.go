@@ -20,10 +20,10 @@ import (
 
 // options turns the job's inputs (and kaniko's flags) into the
 // component's options.
-func options(j *ci.Job) (buildpush.Options, error) {
+func options(j *ci.Job, src buildSource) (buildpush.Options, error) {
 	o := buildpush.Options{
-		Context:                 strings.TrimPrefix(j.String("context"), "dir://"),
-		Dockerfile:              j.String("file"),
+		Context:                 src.dir,
+		Dockerfile:              src.dockerfile,
 		Tags:                    j.List("tags"),
 		Image:                   j.String("image"),
 		DefaultRepository:       j.DefaultImage(),
@@ -121,6 +121,9 @@ func options(j *ci.Job) (buildpush.Options, error) {
 		n, err := j.Int("push-retry")
 		if err != nil {
 			return o, err
+		}
+		if n < 0 {
+			return o, fmt.Errorf("input push-retry: %d is negative: give the retries of a registry request, 0 or more (default 4, so 5 attempts)", n)
 		}
 		ro.Retry.Attempts = n + 1
 	}

@@ -17,10 +17,19 @@ import (
 )
 
 func main() {
-	// RUN under namespaces re-executes this binary as the sandbox's init.
+	// RUN re-executes this binary as the sandbox's init.
 	if handled, err := sandbox.Init(); handled {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(125)
+	}
+	// No RUN may read a credential in /proc/<pid>/environ or cmdline:
+	// the arguments and environment move into a sealed memory file.
+	if err := sandbox.Conceal(); err != nil {
+		fmt.Fprintln(os.Stderr, "build-push: warning:", err)
+	}
+	// Not root: the build runs as root of a user namespace of its own.
+	if code, done := sandbox.Rootless(sandbox.RootlessOptions{}); done {
+		os.Exit(code)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := ci.Main(ctx, spec.BuildPush(), ci.OSEnv(), run)
@@ -29,7 +38,12 @@ func main() {
 }
 
 func run(ctx context.Context, j *ci.Job) (map[string]string, error) {
-	opts, err := options(j)
+	src, err := resolveContext(ctx, j)
+	if err != nil {
+		return nil, err
+	}
+	defer src.close(j)
+	opts, err := options(j, src)
 	if err != nil {
 		return nil, err
 	}

@@ -19,7 +19,24 @@ import (
 	"github.com/hoist-ci/hoist/internal/spec"
 )
 
-// buildBinary builds the bump binary once per test.
+// built is the bump binary, built once for the tests of the package.
+var built struct {
+	once sync.Once
+	dir  string
+	bin  string
+	out  []byte
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// buildBinary builds the bump binary (once per test run).
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	gobin, err := exec.LookPath("go")
@@ -29,12 +46,17 @@ func buildBinary(t *testing.T) string {
 		}
 		t.Fatalf("building the bump binary needs go on PATH: %v", err)
 	}
-	bin := filepath.Join(t.TempDir(), "bump")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, gobin, "build", "-o", bin, ".").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	return bin
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "bump-test-"); built.err != nil {
+			return
+		}
+		built.bin = filepath.Join(built.dir, "bump")
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		built.out, built.err = exec.CommandContext(ctx, gobin, "build", "-o", built.bin, ".").CombinedOutput()
+	})
+	require.NoError(t, built.err, "%s", built.out)
+	return built.bin
 }
 
 // TestSixteenConcurrentProcessesAllLand runs 16 bump processes at once, each

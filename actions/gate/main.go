@@ -72,13 +72,27 @@ func run(ctx context.Context, j *ci.Job) (map[string]string, error) {
 		return nil, runErr
 	}
 	publish(j, res)
-	if _, werr := res.WriteReports(gate.ReportFiles{
+	files := gate.ReportFiles{
 		JUnit:       j.String("junit-report"),
 		CodeQuality: j.String("codequality-report"),
 		Cobertura:   j.String("coverage-report"),
-	}, time.Now()); werr != nil {
+	}
+	written, werr := res.WriteReports(files, time.Now())
+	if werr != nil {
 		runErr = errors.Join(runErr, werr)
 	}
+	// Where the platform has tabs for them (Azure Pipelines), the reports
+	// just written are published there.
+	var reports ci.Reports
+	for _, w := range written {
+		switch w {
+		case files.JUnit:
+			reports.JUnit = w
+		case files.Cobertura:
+			reports.Cobertura = w
+		}
+	}
+	j.PublishReports(reports)
 	return res.Outputs(), runErr
 }
 

@@ -118,7 +118,8 @@ type Options struct {
 	// discards it.
 	Output io.Writer
 
-	links *links // set by Run
+	links  *links        // set by Run
+	memory memoryScratch // tests: another tmpfs than /dev/shm
 }
 
 // links are the registry connections of one build: every read of a base
@@ -384,15 +385,15 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 		return res, fmt.Errorf("computing the image digest: %w", err)
 	}
 	res.Digest = digest.String()
+	w := &builder{o: o}
+	if err := w.write(ctx, art, tags); err != nil {
+		return res, err // no tag or image output claims a push that failed
+	}
 	for _, t := range tags {
 		res.Tags = append(res.Tags, t.String())
 	}
 	if len(tags) > 0 {
 		res.Image = tags[0].Context().Name() + "@" + res.Digest
-	}
-	w := &builder{o: o}
-	if err := w.write(ctx, art, tags); err != nil {
-		return res, err
 	}
 	res.Metadata = map[string]any{
 		"containerimage.digest": res.Digest,

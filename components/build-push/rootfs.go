@@ -29,18 +29,6 @@ func (b *builder) materialize(ctx context.Context, out *stageOut) error {
 	if out.fs.root != "" {
 		return nil
 	}
-	scratch, why := b.scratchFor(out)
-	dir, err := os.MkdirTemp(scratch, "hoist-root-*")
-	if err != nil {
-		return fmt.Errorf("creating a root directory for RUN in %s: %w (set scratch-dir to a writable directory)", scratch, err)
-	}
-	if why != "" {
-		b.o.Log.Info("unpacking the stage in memory", "dir", scratch, "why", why)
-	}
-	b.roots = append(b.roots, dir)
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return err
-	}
 	var layers []v1.Layer
 	if out.base != nil {
 		bl, err := out.base.Layers()
@@ -51,54 +39,86 @@ func (b *builder) materialize(ctx context.Context, out *stageOut) error {
 		b.baseRead.Add(1)
 	}
 	layers = append(layers, out.layers...)
-	start := time.Now()
-	st, err := extract.Layers(ctx, dir, layers, extract.Options{Log: b.o.Log})
-	if err != nil {
-		return fmt.Errorf("unpacking the stage's layers for RUN: %w", err)
+	scratch, why, limit := b.scratchFor()
+	if why != "" {
+		b.o.Log.Info("unpacking the stage in memory", "dir", scratch, "why", why, "limit-mib", limit>>20)
 	}
-	b.o.Log.Info("unpacked the stage for RUN", "layers", len(layers), "entries", st.Entries, "bytes", st.Bytes, "elapsed", time.Since(start).Round(time.Millisecond).String())
+	dir, err := b.unpack(ctx, scratch, layers, limit)
+	if errors.Is(err, extract.ErrTooLarge) {
+		// Bounded by what is written, not by a guess: a small layer
+		// that inflates past the limit moves to the disk.
+		b.o.Log.Info("the stage unpacks to more than memory allows: unpacking it on disk", "dir", b.o.TempDir, "reason", err.Error())
+		dir, err = b.unpack(ctx, b.o.TempDir, layers, 0)
+	}
+	if err != nil {
+		return err
+	}
 	out.fs.root = dir
 	out.fs.tree = nil
 	return nil
 }
 
+// unpack extracts layers into a new directory of scratch (removed again
+// when it fails), writing at most limit bytes when limit > 0.
+func (b *builder) unpack(ctx context.Context, scratch string, layers []v1.Layer, limit int64) (string, error) {
+	dir, err := os.MkdirTemp(scratch, "hoist-root-*")
+	if err != nil {
+		return "", fmt.Errorf("creating a root directory for RUN in %s: %w (set scratch-dir to a writable directory)", scratch, err)
+	}
+	b.roots = append(b.roots, dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return "", err
+	}
+	start := time.Now()
+	st, err := extract.Layers(ctx, dir, layers, extract.Options{Log: b.o.Log, MaxBytes: limit})
+	if err != nil {
+		_ = removeRoot(dir)
+		return "", fmt.Errorf("unpacking the stage's layers for RUN: %w", err)
+	}
+	b.o.Log.Info("unpacked the stage for RUN", "layers", len(layers), "entries", st.Entries, "bytes", st.Bytes, "elapsed", time.Since(start).Round(time.Millisecond).String())
+	return dir, nil
+}
+
 // memoryDir is the tmpfs a stage may be unpacked into.
 const memoryDir = "/dev/shm"
 
-// scratchFor is where a stage is unpacked: scratch-dir when set; else
-// memory (/dev/shm) when it is a tmpfs with room to spare — creating
-// thousands of files there costs a fraction of what it costs on a disk
-// file system (the Debian base here: 0.6 s against 4.4 s); else the temp
-// dir. "Room" is ten times the stage's compressed layers and at least
-// 2 GiB, both free in the tmpfs and available as memory, with 1 GiB more
-// left over. In a container /dev/shm is 64 MiB: the temp dir is used.
-func (b *builder) scratchFor(out *stageOut) (string, string) {
+// memoryMin is the room memoryDir needs (free, and as memory) to be used.
+const memoryMin = int64(2) << 30
+
+// scratchFor is where a stage is unpacked, and how much it may write
+// there: scratch-dir when set; else memory (/dev/shm) when it is a tmpfs
+// with room to spare — creating thousands of files there costs a
+// fraction of what it costs on a disk file system (the Debian base here:
+// 0.6 s against 4.4 s) — at least 2 GiB free in the tmpfs and 3 GiB of
+// memory available; else the temp dir. In memory, unpacking may write
+// half of what is free (in the tmpfs and as memory, less 1 GiB): a layer
+// that inflates past that moves to the disk (materialize). In a
+// container /dev/shm is 64 MiB: the temp dir is used.
+func (b *builder) scratchFor() (string, string, int64) {
 	if b.o.ScratchDir != "" {
-		return b.o.ScratchDir, ""
+		return b.o.ScratchDir, "", 0
 	}
-	var size int64
-	var layers []v1.Layer
-	if out.base != nil {
-		if bl, err := out.base.Layers(); err == nil {
-			layers = append(layers, bl...)
-		}
+	dir, least := memoryDir, memoryMin
+	if b.o.memory.dir != "" {
+		dir, least = b.o.memory.dir, b.o.memory.min
 	}
-	for _, l := range append(layers, out.layers...) {
-		if n, err := l.Size(); err == nil {
-			size += n
-		}
-	}
-	need := max(int64(2)<<30, 10*size)
 	var st unix.Statfs_t
-	if err := unix.Statfs(memoryDir, &st); err != nil || st.Type != unix.TMPFS_MAGIC || unix.Access(memoryDir, unix.W_OK) != nil {
-		return b.o.TempDir, ""
+	if err := unix.Statfs(dir, &st); err != nil || st.Type != unix.TMPFS_MAGIC || unix.Access(dir, unix.W_OK) != nil {
+		return b.o.TempDir, "", 0
 	}
 	free := int64(st.Bavail) * st.Bsize
 	avail := memAvailable()
-	if free < need || avail < need+1<<30 {
-		return b.o.TempDir, ""
+	if free < least || avail < least+1<<30 {
+		return b.o.TempDir, "", 0
 	}
-	return memoryDir, fmt.Sprintf("%d MiB of layers; %d MiB free in %s, %d MiB of memory available", size>>20, free>>20, memoryDir, avail>>20)
+	limit := min(free, avail-1<<30) / 2
+	return dir, fmt.Sprintf("%d MiB free in %s, %d MiB of memory available", free>>20, dir, avail>>20), limit
+}
+
+// memoryScratch replaces /dev/shm and its threshold in tests.
+type memoryScratch struct {
+	dir string
+	min int64
 }
 
 // memAvailable is the memory a tmpfs may use: MemAvailable from

@@ -94,9 +94,6 @@ func (b *builder) run(ctx context.Context, st *dockerfile.State, out *stageOut, 
 	_, keeps := sess.(snapshot.KeepsExcluded)
 	pl := &placement{root: sess.Dir(), keepsExcluded: keeps}
 	extraEnv, err := b.placeMounts(ctx, pl, r, binds)
-	if err == nil {
-		err = pl.scripts(r.Scripts)
-	}
 	if err != nil {
 		pl.undo()
 		return fmt.Errorf("%s: RUN --mount: %w", where, err)
@@ -117,6 +114,7 @@ func (b *builder) run(ctx context.Context, st *dockerfile.State, out *stageOut, 
 		Stdout:  output,
 		Stderr:  output,
 		Init:    b.o.SandboxInit,
+		Pipes:   pipes(r.Scripts),
 	}, b.isolation())
 	output.Flush()
 	if uerr := pl.undo(); uerr != nil && err == nil {
@@ -189,6 +187,19 @@ func findProgram(root string, r *dockerfile.Run) error {
 		return fmt.Errorf("%s is not in the stage's filesystem: a shell-form RUN needs a shell in the image (FROM scratch has none); use an image with %s, or the exec form RUN [\"/path/to/program\", …] with a program the stage has", prog, prog)
 	}
 	return nil
+}
+
+// pipes are the heredoc scripts a RUN executes, by name, for the sandbox
+// to show at /dev/pipes as BuildKit does.
+func pipes(scripts []dockerfile.Script) map[string][]byte {
+	if len(scripts) == 0 {
+		return nil
+	}
+	m := map[string][]byte{}
+	for _, s := range scripts {
+		m[path.Base(s.Path)] = []byte(s.Data)
+	}
+	return m
 }
 
 // makeMountPoints creates /dev, /proc and /sys (0755, root) where the
@@ -420,26 +431,6 @@ func (p *placement) prepare(target string) (string, error) {
 }
 
 func rmdirIfEmpty(dir string) { _ = os.Remove(dir) }
-
-// scripts writes the heredoc scripts a RUN executes.
-func (p *placement) scripts(list []dockerfile.Script) error {
-	if len(list) == 0 {
-		return nil
-	}
-	dir, err := p.prepare(dockerfile.ScriptDir)
-	if err != nil {
-		return err
-	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		return err
-	}
-	for _, s := range list {
-		if err := os.WriteFile(filepath.Join(dir, path.Base(s.Path)), []byte(s.Data), 0o755); err != nil {
-			return fmt.Errorf("writing the heredoc %s: %w", s.Path, err)
-		}
-	}
-	return nil
-}
 
 // placeMounts puts each mount in place and returns the environment the
 // secrets with env= add.

@@ -167,7 +167,7 @@ RUN id -G > /tmp/groups.txt
 		// The history lists every ARG with the value the command sees: ENV's
 		// when it set the same name (BuildKit's runCommandString).
 		require.Contains(t, cf.History[len(cf.History)-1].CreatedBy, "RUN |2 GREETING=hi OVERRIDE=from-env /bin/sh -ec id -G")
-		_, ok = fileOf(t, img, ".hoist-pipes/EOF")
+		_, ok = fileOf(t, img, "dev/pipes/EOF")
 		require.False(t, ok, "heredoc scripts never reach a layer")
 	})
 }

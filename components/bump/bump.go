@@ -231,7 +231,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		res := describe(edits)
+		res := describe(edits, true)
 		res.DryRun = true
 		res.Message, err = message(tmpl, o.Message == "", ups, res, o.SourceCommit)
 		return res, err
@@ -275,11 +275,13 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	var planned Result
 	edit := func(ctx context.Context, snap gitops.Snapshot, tip string) (map[string][]byte, string, error) {
-		edits, err := manifests.PlanTree(ctx, manifests.Tree{Files: snap.Files, Links: snap.Links}, o.Paths, mopts)
+		edits, err := manifests.PlanTree(ctx, manifests.Tree{Files: snap.Files, Links: snap.Links, More: snap.More, Read: snap.Read}, o.Paths, mopts)
 		if err != nil {
 			return nil, "", err
 		}
-		planned = describe(edits)
+		// The diff is shown by a dry run and a pull request only: on a large
+		// bundle it costs more memory than the edit.
+		planned = describe(edits, o.Mode != ModeCommit)
 		msg, err := message(tmpl, o.Message == "", ups, planned, o.SourceCommit)
 		if err != nil {
 			return nil, "", err
@@ -300,7 +302,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		AuthorName: o.AuthorName, AuthorEmail: o.AuthorEmail, Signer: signer,
 		MaxAttempts: o.MaxAttempts, Backoff: o.Backoff, Sleep: o.Sleep,
 		Edit: edit, Log: o.Log, PushBranch: head,
-		Materialize: wanted(o.Paths),
 	})
 	planned.Attempts = landed.Attempts
 	if err != nil {
@@ -326,19 +327,6 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	planned.PullRequestURL = pr.URL
 	return planned, nil
-}
-
-// wanted selects the files of the clone the edit may read: YAML files and
-// any file named explicitly in paths.
-func wanted(paths []string) func(string) bool {
-	named := map[string]bool{}
-	for _, p := range paths {
-		named[filepath.ToSlash(filepath.Clean(strings.TrimSpace(p)))] = true
-	}
-	return func(p string) bool {
-		ext := strings.ToLower(filepath.Ext(p))
-		return ext == ".yaml" || ext == ".yml" || named[p]
-	}
 }
 
 // slug makes a branch-name component of an image or version.
@@ -384,13 +372,15 @@ func shortHash(h string) string {
 	return h
 }
 
-func describe(edits []manifests.FileEdit) Result {
+func describe(edits []manifests.FileEdit, withDiff bool) Result {
 	var r Result
 	var diff strings.Builder
 	for _, e := range edits {
 		r.Files = append(r.Files, e.Path)
 		r.Changes = append(r.Changes, e.Changes...)
-		diff.WriteString(manifests.UnifiedDiff(e.Path, e.Old, e.New))
+		if withDiff {
+			diff.WriteString(manifests.UnifiedDiff(e.Path, e.Old, e.New))
+		}
 	}
 	sort.Strings(r.Files)
 	r.Changed = len(edits) > 0

@@ -91,6 +91,10 @@ type Result struct {
 	Tests      reports.Tests
 	Counts     reports.Counts
 	TestInputs bool // a test report was asked for
+	// TestsIncomplete are the test reports that could not be read whole
+	// (truncated, malformed): their cases up to the fault count, but no
+	// merged JUnit report is written from them.
+	TestsIncomplete []string
 
 	Coverage    reports.Coverage
 	HasCoverage bool
@@ -282,11 +286,17 @@ func (r *Result) readReports(o Options) {
 	r.read("junit", o.JUnit, func(name string, f *os.File) error {
 		t, err := reports.ReadJUnit(name, f)
 		r.Tests.Add(t)
+		if err != nil {
+			r.TestsIncomplete = append(r.TestsIncomplete, name)
+		}
 		return err
 	})
 	r.read("go-test-json", o.GoTestJSON, func(name string, f *os.File) error {
 		t, err := reports.ReadGoTest(name, f)
 		r.Tests.Add(t)
+		if err != nil {
+			r.TestsIncomplete = append(r.TestsIncomplete, name)
+		}
 		return err
 	})
 	r.Counts = r.Tests.Counts()

@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -119,10 +120,13 @@ type ReportFiles struct {
 	JUnit, CodeQuality, Cobertura string
 }
 
-// WriteReports writes the merged JUnit report (when tests were read), the
-// code quality report (when lint reports were read, even with no finding:
-// GitLab then shows the findings as resolved) and the Cobertura report
-// (when coverage was read). It returns the files written.
+// WriteReports writes the merged JUnit report (when tests were read, all
+// of them whole: a truncated report would make a merged one that shows
+// fewer tests than ran), the code quality report (when lint reports were
+// read, even with no finding: GitLab then shows the findings as resolved)
+// and the Cobertura report (when coverage was read). Each file appears
+// whole or not at all (written aside, then renamed). It returns the files
+// written.
 func (r Result) WriteReports(f ReportFiles, now time.Time) ([]string, error) {
 	var written []string
 	write := func(path string, fn func(*os.File) error) error {
@@ -133,21 +137,34 @@ func (r Result) WriteReports(f ReportFiles, now time.Time) ([]string, error) {
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
-		out, err := os.Create(full)
+		out, err := os.CreateTemp(filepath.Dir(full), "."+filepath.Base(full)+".*")
 		if err != nil {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
-		if err := fn(out); err != nil {
-			out.Close()
-			return fmt.Errorf("writing %s: %w", path, err)
+		err = fn(out)
+		if cerr := out.Close(); err == nil {
+			err = cerr
 		}
-		if err := out.Close(); err != nil {
+		if err == nil {
+			err = os.Chmod(out.Name(), 0o644)
+		}
+		if err == nil {
+			err = os.Rename(out.Name(), full)
+		}
+		if err != nil {
+			_ = os.Remove(out.Name())
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
 		written = append(written, path)
 		return nil
 	}
-	if f.JUnit != "" && r.TestInputs {
+	var errs []error
+	switch {
+	case f.JUnit == "" || !r.TestInputs:
+	case len(r.TestsIncomplete) > 0:
+		errs = append(errs, fmt.Errorf("junit-report %s not written: %s could not be read whole, and a merged report would show fewer tests than ran",
+			f.JUnit, strings.Join(r.TestsIncomplete, ", ")))
+	default:
 		if err := write(f.JUnit, func(w *os.File) error { return reports.WriteJUnit(w, r.Tests) }); err != nil {
 			return written, err
 		}
@@ -164,5 +181,5 @@ func (r Result) WriteReports(f ReportFiles, now time.Time) ([]string, error) {
 			return written, err
 		}
 	}
-	return written, nil
+	return written, errors.Join(errs...)
 }

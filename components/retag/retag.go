@@ -64,9 +64,12 @@ type Result struct {
 	Digest string
 	// Image is the first target repository by digest (repo@sha256:...).
 	Image string
-	// Tags are the full references written, in order.
-	Tags   []string
-	DryRun bool
+	// Tags are the full references written, in order, by a run that
+	// succeeded. A failed run leaves Tags and Image empty, so that no output
+	// claims a tag; Written lists what it wrote before it failed.
+	Tags    []string
+	Written []string
+	DryRun  bool
 }
 
 // Outputs returns the result as the tool's declared outputs.
@@ -169,11 +172,12 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	for _, target := range p.targets {
 		written, err := writeTarget(ctx, pusher, src, p.source.Context(), target, writes[target], log)
-		res.Tags = append(res.Tags, written...)
+		res.Written = append(res.Written, written...)
 		if err != nil {
-			return res, partialError(opts.Registry.Explain(err, target, "pushing to"), res.Tags, planned)
+			return Result{Digest: digest, Written: res.Written}, partialError(opts.Registry.Explain(err, target, "pushing to"), res.Written, planned)
 		}
 	}
+	res.Tags = res.Written
 	return res, nil
 }
 

@@ -233,10 +233,13 @@ func TestFailureMidwayNamesWrittenTags(t *testing.T) {
 	})
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "not written "+repo+":1.4")
-	require.ElementsMatch(t, []string{repo + ":v1.4.2", repo + ":1.4.2", repo + ":1"}, res.Tags)
-	for _, tag := range res.Tags {
+	require.ElementsMatch(t, []string{repo + ":v1.4.2", repo + ":1.4.2", repo + ":1"}, res.Written)
+	for _, tag := range res.Written {
 		require.Contains(t, err.Error(), tag)
 	}
+	require.Empty(t, res.Tags)
+	require.Empty(t, res.Outputs()["tags"], "no tags output claims tags after a failed run")
+	require.Empty(t, res.Outputs()["image"])
 }
 
 func TestBadInputsFailBeforeAnyRequest(t *testing.T) {

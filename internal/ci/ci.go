@@ -1,5 +1,6 @@
 // Package ci is the only code in hoist that knows where it runs: a GitHub
-// Actions step, a GitLab CI/CD job, or a plain command line.
+// Actions step, a GitLab CI/CD job, an Azure Pipelines step, or a plain
+// command line.
 //
 // It reads a tool's inputs (flags, INPUT_* variables, spec defaults), masks
 // secret inputs before anything is written, fills the git context of the run,
@@ -31,6 +32,7 @@ type Platform string
 const (
 	PlatformGitHub Platform = "github"
 	PlatformGitLab Platform = "gitlab"
+	PlatformAzure  Platform = "azure"
 	PlatformLocal  Platform = "local"
 )
 
@@ -38,7 +40,8 @@ const (
 // GitHub (also under act), GITLAB_CI=true is GitLab, anything else is local.
 // gitlab-ci-local sets GITLAB_CI=false but runs jobs with GitLab's CI_*
 // variables and artifacts (dotenv reports included), so a job that has a
-// CI_JOB_ID and a CI_PROJECT_DIR is a GitLab job there too.
+// CI_JOB_ID and a CI_PROJECT_DIR is a GitLab job there too. The Azure
+// Pipelines agent sets TF_BUILD=True in every step.
 func Detect(getenv func(string) string) Platform {
 	switch {
 	case getenv("GITHUB_ACTIONS") == "true":
@@ -46,6 +49,8 @@ func Detect(getenv func(string) string) Platform {
 	case getenv("GITLAB_CI") == "true",
 		getenv("GITLAB_CI") == "false" && getenv("CI_JOB_ID") != "" && getenv("CI_PROJECT_DIR") != "":
 		return PlatformGitLab
+	case strings.EqualFold(getenv("TF_BUILD"), "true"):
+		return PlatformAzure
 	default:
 		return PlatformLocal
 	}
@@ -163,9 +168,10 @@ func (j *Job) call(ctx context.Context, run func(context.Context, *Job) (map[str
 }
 
 // reportError prints a run's error through the masks: ::error:: on GitHub,
-// "error: ..." elsewhere.
+// "error: ..." elsewhere. An overlong path in it is shortened.
 func (j *Job) reportError(err error) {
-	j.logCore.emit(slog.LevelError, err.Error())
+	// Redacted before it is shortened: a cut secret would no longer match.
+	j.logCore.emit(slog.LevelError, shortenWords(j.masks.redact(err.Error())))
 }
 
 // Start parses and validates the inputs, masks every secret input, and
@@ -228,7 +234,7 @@ func newJob(tool spec.Tool, env Env) *Job {
 		env:       env,
 		inputs:    map[string]inputValue{},
 		masks:     masks,
-		logs:      &console{w: logW, masks: masks},
+		logs:      &console{w: logW, masks: masks, defuse: defuser(platform)},
 		stdout:    &console{w: env.Stdout, masks: masks},
 		now:       time.Now,
 		delimiter: randomDelimiter,
@@ -236,16 +242,17 @@ func newJob(tool spec.Tool, env Env) *Job {
 	}
 	j.gh = githubactions.New(githubactions.WithWriter(j.logs.masked()), githubactions.WithGetenv(env.Getenv))
 	j.ghRaw = githubactions.New(githubactions.WithWriter(j.logs.raw()), githubactions.WithGetenv(env.Getenv))
-	j.logCore = &logCore{platform: platform, out: j.logs.masked(), gh: j.gh, masks: masks, debug: debugEnabled(platform, env.Getenv)}
+	j.logCore = &logCore{platform: platform, out: j.logs.masked(), gh: j.gh, masks: masks, debug: debugEnabled(platform, env.Getenv), azure: j.azureCommandLine}
 	j.Log = slog.New(newLogHandler(j.logCore))
 	return j
 }
 
-// debugEnabled: GitHub always receives debug lines (the runner shows them
-// with ACTIONS_STEP_DEBUG); elsewhere HOIST_DEBUG=true or GitLab's
+// debugEnabled: GitHub and Azure Pipelines always receive debug lines (the
+// runner shows them with ACTIONS_STEP_DEBUG, the agent with System.Debug);
+// elsewhere HOIST_DEBUG=true or GitLab's
 // CI_DEBUG_TRACE=true turn them on.
 func debugEnabled(p Platform, getenv func(string) string) bool {
-	if p == PlatformGitHub {
+	if p == PlatformGitHub || p == PlatformAzure {
 		return true
 	}
 	if b, ok := parseBoolLiteral(getenv("HOIST_DEBUG")); ok && b {
@@ -259,7 +266,8 @@ func debugEnabled(p Platform, getenv func(string) string) bool {
 func (j *Job) Getenv(key string) string { return j.env.Getenv(key) }
 
 // Workspace is the directory the job works in: GITHUB_WORKSPACE on GitHub,
-// CI_PROJECT_DIR on GitLab, Env.Dir locally (and as a fallback).
+// CI_PROJECT_DIR on GitLab, BUILD_SOURCESDIRECTORY on Azure Pipelines,
+// Env.Dir locally (and as a fallback).
 func (j *Job) Workspace() string {
 	var dir string
 	switch j.Platform {
@@ -267,6 +275,8 @@ func (j *Job) Workspace() string {
 		dir = j.env.Getenv("GITHUB_WORKSPACE")
 	case PlatformGitLab:
 		dir = j.env.Getenv("CI_PROJECT_DIR")
+	case PlatformAzure:
+		dir = j.env.Getenv("BUILD_SOURCESDIRECTORY")
 	}
 	if dir == "" {
 		dir = j.env.Dir
@@ -299,7 +309,7 @@ func (j *Job) requireVariables() error {
 		return nil
 	}
 	return fmt.Errorf("%s %s not set, and this pipeline requires %s (input %s): define %s as a CI/CD variable "+
-		"(GitLab: Settings > CI/CD > Variables, masked; GitHub: a secret passed with env:) or remove %s from %s",
+		"(GitLab: Settings > CI/CD > Variables, masked; GitHub: a secret passed with env:; Azure Pipelines: a secret variable mapped with env:) or remove %s from %s",
 		strings.Join(missing, ", "), isAre(len(missing)), itThem(len(missing)), RequiredVariablesInput,
 		itThem(len(missing)), itThem(len(missing)), RequiredVariablesInput)
 }

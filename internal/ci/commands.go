@@ -3,6 +3,7 @@ package ci
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -12,7 +13,8 @@ import (
 
 // Group opens a collapsible log section and returns the function that
 // closes it: ::group::/::endgroup:: on GitHub, section_start/section_end on
-// GitLab (collapsed), a header line locally. Closing twice is harmless.
+// GitLab (collapsed), ##[group]/##[endgroup] on Azure Pipelines, a header
+// line locally. Closing twice is harmless.
 func (j *Job) Group(title string) (end func()) {
 	title = j.masks.redact(strings.ReplaceAll(strings.ReplaceAll(title, "\r", " "), "\n", " "))
 	var once sync.Once
@@ -20,6 +22,9 @@ func (j *Job) Group(title string) (end func()) {
 	case PlatformGitHub:
 		j.gh.Group(title)
 		return func() { once.Do(j.gh.EndGroup) }
+	case PlatformAzure:
+		_, _ = io.WriteString(j.logs.raw(), "##[group]"+azureDefuse(title)+"\n")
+		return func() { once.Do(func() { _, _ = io.WriteString(j.logs.raw(), "##[endgroup]\n") }) }
 	case PlatformGitLab:
 		id := j.sectionID(title)
 		j.logs.printf("\x1b[0Ksection_start:%d:%s[collapsed=true]\r\x1b[0K%s\n", j.now().Unix(), id, title)
@@ -80,11 +85,17 @@ func (a Annotation) level() string {
 }
 
 // Annotate reports a finding: a GitHub ::error/::warning/::notice command
-// with file, line and title properties (escaped), elsewhere a readable
-// "file:line:col: level: title: message" log line.
+// with file, line and title properties (escaped), an Azure Pipelines
+// ##vso[task.logissue] for an error or a warning (the agent has no notice
+// level), elsewhere a readable "file:line:col: level: title: message" log
+// line.
 func (j *Job) Annotate(a Annotation) {
 	a.Title = j.masks.redact(a.Title)
 	a.Message = j.masks.redact(a.Message)
+	if j.Platform == PlatformAzure && a.level() != "notice" {
+		j.azureIssue(a.level(), a)
+		return
+	}
 	if j.Platform == PlatformGitHub {
 		props := map[string]string{}
 		if a.File != "" {
@@ -136,8 +147,13 @@ const summaryLimit = 1 << 20
 
 // AddSummary appends Markdown to the GitHub step summary, keeping the file
 // under 1 MiB: what does not fit is cut (at a line when possible) and a note
-// says so. Secrets are redacted. Elsewhere it does nothing.
+// says so. On Azure Pipelines it uploads the Markdown as a summary of the
+// run (##vso[task.uploadsummary]). Secrets are redacted. Elsewhere it does
+// nothing.
 func (j *Job) AddSummary(markdown string) error {
+	if j.Platform == PlatformAzure {
+		return j.azureSummary(j.masks.redact(markdown))
+	}
 	if j.Platform != PlatformGitHub {
 		return nil
 	}

@@ -16,6 +16,8 @@ func platformVars(p Platform) map[string]string {
 		return ghEnv()
 	case PlatformGitLab:
 		return glEnv()
+	case PlatformAzure:
+		return azEnv()
 	}
 	return localEnv()
 }
@@ -29,7 +31,7 @@ func (h *harness) logStream(p Platform) string {
 }
 
 func TestGroup(t *testing.T) {
-	for _, p := range []Platform{PlatformGitHub, PlatformGitLab, PlatformLocal} {
+	for _, p := range []Platform{PlatformGitHub, PlatformGitLab, PlatformAzure, PlatformLocal} {
 		t.Run(string(p), func(t *testing.T) {
 			h := newHarness(t, platformVars(p))
 			j := mustStart(t, testTool(), h)
@@ -57,7 +59,7 @@ func TestAnnotate(t *testing.T) {
 		{Level: "bogus", File: "a.txt", Message: "unknown level is a notice"},
 		{Level: "warn", File: "b.txt", Title: "t", Message: "m\r\nn"},
 	}
-	for _, p := range []Platform{PlatformGitHub, PlatformGitLab, PlatformLocal} {
+	for _, p := range []Platform{PlatformGitHub, PlatformGitLab, PlatformAzure, PlatformLocal} {
 		t.Run(string(p), func(t *testing.T) {
 			h := newHarness(t, platformVars(p))
 			j := mustStart(t, testTool(), h)
@@ -72,7 +74,7 @@ func TestAnnotate(t *testing.T) {
 }
 
 func TestLogFormat(t *testing.T) {
-	for _, p := range []Platform{PlatformGitHub, PlatformGitLab, PlatformLocal} {
+	for _, p := range []Platform{PlatformGitHub, PlatformGitLab, PlatformAzure, PlatformLocal} {
 		t.Run(string(p), func(t *testing.T) {
 			vars := platformVars(p)
 			vars["HOIST_DEBUG"] = "true"

@@ -22,6 +22,8 @@ func (j *Job) readGit(ctx context.Context) error {
 		j.Git = j.githubGit()
 	case PlatformGitLab:
 		j.Git = gitlabGit(j.env.Getenv)
+	case PlatformAzure:
+		j.Git = j.azureGit()
 	default:
 		j.Git = j.localGit(ctx)
 	}

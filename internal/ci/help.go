@@ -35,7 +35,7 @@ func Usage(tool spec.Tool) string {
 	wrap(&b, tool.Description, "", helpWidth)
 	fmt.Fprintf(&b, "\nUsage: %s [--input value]...\n\n", tool.Name)
 	wrap(&b, "Each input is the same on every surface: a flag here, `with:` on the GitHub action, "+
-		"`inputs:` on the GitLab component (which sets the job variable INPUT_<NAME>). "+
+		"`inputs:` on the GitLab component and `parameters:` on the Azure Pipelines template (which set the variable INPUT_<NAME>). "+
 		"Flags win over INPUT_* variables, which win over defaults. "+
 		"Lists take commas or newlines; list flags may repeat.", "", helpWidth)
 	b.WriteString("\nInputs:\n")
@@ -62,7 +62,7 @@ func Usage(tool spec.Tool) string {
 		fmt.Fprintf(&b, "      GitHub: with: %s · GitLab: inputs: %s (%s)\n", in.Name, in.Name, in.EnvName())
 	}
 	if len(tool.Outputs) > 0 {
-		b.WriteString("\nOutputs (GitHub steps.<id>.outputs.<name>; GitLab dotenv variable; local name=value on stdout):\n")
+		b.WriteString("\nOutputs (GitHub steps.<id>.outputs.<name>; GitLab dotenv variable; Azure Pipelines output variable $(<step>.<name>); local name=value on stdout):\n")
 		for _, out := range tool.Outputs {
 			fmt.Fprintf(&b, "  %s ($%s)\n", out.Name, tool.DotenvName(out.Name))
 			wrap(&b, out.Description, "      ", helpWidth)

@@ -97,6 +97,12 @@ func glEnv(kv ...string) map[string]string {
 }
 func localEnv(kv ...string) map[string]string { return with(map[string]string{}, kv...) }
 
+// azEnv is an Azure Pipelines step's environment (the agent sets
+// TF_BUILD=True) plus kv.
+func azEnv(kv ...string) map[string]string {
+	return with(map[string]string{"TF_BUILD": "True"}, kv...)
+}
+
 func with(base map[string]string, kv ...string) map[string]string {
 	out := map[string]string{}
 	for k, v := range base {

@@ -190,10 +190,20 @@ func SplitList(s string) []string {
 	return out
 }
 
-// envNames are the variables an input is read from on a platform.
+// envNames are the variables an input is read from on a platform. On Azure
+// Pipelines, hoist's step templates map each parameter to INPUT_<UPPER_SNAKE>
+// (as the GitLab component does); the agent hands a task's own inputs over
+// as INPUT_ and the name upper-cased, "." and " " turned into "_" and
+// hyphens kept (azure-pipelines-agent VarUtil.ConvertToEnvVariableFormat),
+// the GitHub form — both are read, the first that is set wins.
 func envNames(p Platform, in spec.Input) []string {
-	if p == PlatformGitHub {
+	switch p {
+	case PlatformGitHub:
 		return []string{in.GitHubEnvName()}
+	case PlatformAzure:
+		if in.GitHubEnvName() != in.EnvName() {
+			return []string{in.EnvName(), in.GitHubEnvName()}
+		}
 	}
 	return []string{in.EnvName()}
 }
@@ -215,6 +225,16 @@ func (j *Job) maskSecretInputs(parsed parsedArgs) {
 	}
 	for _, name := range credentialEnv() {
 		j.Mask(j.env.Getenv(name))
+	}
+	// A credential inside a URL (a SAS signature, a token as user name or
+	// password) is masked whatever input carries it.
+	for _, in := range j.Tool.Inputs {
+		vals := append([]string{j.env.Getenv(in.GitHubEnvName()), j.env.Getenv(in.EnvName())}, parsed.values[in.Name]...)
+		for _, v := range vals {
+			for _, s := range urlCredentials(v) {
+				j.Mask(s)
+			}
+		}
 	}
 }
 
@@ -406,8 +426,8 @@ func (j *Job) Required(name string) (string, error) {
 }
 
 func (j *Job) requiredError(in spec.Input) error {
-	return fmt.Errorf("input %q is not set: pass --%s on the CLI, `with: %s:` in a GitHub workflow, or `inputs: %s:` on the GitLab component (job variable %s)",
-		in.Name, in.Name, in.Name, in.Name, in.EnvName())
+	return fmt.Errorf("input %q is not set: pass --%s on the CLI, `with: %s:` in a GitHub workflow, `inputs: %s:` on the GitLab component (job variable %s), or `parameters: %s:` on the Azure Pipelines template",
+		in.Name, in.Name, in.Name, in.Name, in.EnvName(), in.Name)
 }
 
 // logInputs writes, at debug level, where every input came from.

@@ -24,6 +24,10 @@ func TestDetect(t *testing.T) {
 		{ghEnv("GITLAB_CI", "true"), PlatformGitHub},
 		{localEnv("GITLAB_CI", "false", "CI_JOB_ID", "7", "CI_PROJECT_DIR", "/builds/g/p"), PlatformGitLab}, // gitlab-ci-local
 		{localEnv("GITLAB_CI", "false"), PlatformLocal},
+		{azEnv(), PlatformAzure},
+		{localEnv("TF_BUILD", "true"), PlatformAzure},
+		{localEnv("TF_BUILD", "False"), PlatformLocal},
+		{azEnv("GITHUB_ACTIONS", "true"), PlatformGitHub},
 	}
 	for _, tt := range tests {
 		require.Equal(t, tt.want, Detect(func(k string) string { return tt.vars[k] }), "%v", tt.vars)
@@ -195,20 +199,20 @@ func TestSecretValueNotInValidationError(t *testing.T) {
 }
 
 func TestRequired(t *testing.T) {
-	const want = "input \"target\" is not set: pass --target on the CLI, `with: target:` in a GitHub workflow, or `inputs: target:` on the GitLab component (job variable INPUT_TARGET)"
+	const want = "input \"target\" is not set: pass --target on the CLI, `with: target:` in a GitHub workflow, `inputs: target:` on the GitLab component (job variable INPUT_TARGET), or `parameters: target:` on the Azure Pipelines template"
 	_, err := Start(context.Background(), requiredTool(), newHarness(t, localEnv()).env())
 	var ue *UsageError
 	require.ErrorAs(t, err, &ue)
 	lines := strings.Split(err.Error(), "\n")
 	require.Equal(t, []string{
 		want,
-		"input \"cache-repo\" is not set: pass --cache-repo on the CLI, `with: cache-repo:` in a GitHub workflow, or `inputs: cache-repo:` on the GitLab component (job variable INPUT_CACHE_REPO)",
+		"input \"cache-repo\" is not set: pass --cache-repo on the CLI, `with: cache-repo:` in a GitHub workflow, `inputs: cache-repo:` on the GitLab component (job variable INPUT_CACHE_REPO), or `parameters: cache-repo:` on the Azure Pipelines template",
 	}, lines)
 
 	// Job.Required, for inputs required only in some modes.
 	j := mustStart(t, testTool(), newHarness(t, localEnv()))
 	_, err = j.Required("source")
-	require.EqualError(t, err, "input \"source\" is not set: pass --source on the CLI, `with: source:` in a GitHub workflow, or `inputs: source:` on the GitLab component (job variable INPUT_SOURCE)")
+	require.EqualError(t, err, "input \"source\" is not set: pass --source on the CLI, `with: source:` in a GitHub workflow, `inputs: source:` on the GitLab component (job variable INPUT_SOURCE), or `parameters: source:` on the Azure Pipelines template")
 	v, err := j.Required("latest")
 	require.NoError(t, err)
 	require.Equal(t, "auto", v)

@@ -30,13 +30,26 @@ const (
 )
 
 // AnnotateAll publishes annotations where the platform shows them next to
-// the code — GitHub — keeping within its limits: the list is taken in order
-// (put the most severe first), and a log line says how many of each level
-// were left out. It returns how many were left out. Elsewhere it does
-// nothing and returns 0: GitLab shows findings from report artifacts, and a
-// terminal shows the tool's own report.
+// the code — GitHub, and Azure Pipelines (errors and warnings, as issues of
+// the step) — keeping within its limits: the list is taken in order (put the
+// most severe first), and a log line says how many of each level were left
+// out. It returns how many were left out. Elsewhere it does nothing and
+// returns 0: GitLab shows findings from report artifacts, and a terminal
+// shows the tool's own report.
 func (j *Job) AnnotateAll(as []Annotation) int {
-	if j.Platform != PlatformGitHub {
+	perLevel, perJob, where := GitHubAnnotationsPerLevel, GitHubAnnotationsPerJob, "GitHub shows at most %d of each level per step and %d per job"
+	switch j.Platform {
+	case PlatformGitHub:
+	case PlatformAzure:
+		perLevel, perJob, where = AzureIssuesPerLevel, 2*AzureIssuesPerLevel, "Azure Pipelines keeps at most %d errors and %d warnings per step"
+		var kept []Annotation
+		for _, a := range as {
+			if a.level() != "notice" { // no notice level: the summary lists them
+				kept = append(kept, a)
+			}
+		}
+		as = kept
+	default:
 		return 0
 	}
 	count := map[string]int{}
@@ -44,7 +57,7 @@ func (j *Job) AnnotateAll(as []Annotation) int {
 	shown, left := 0, 0
 	for _, a := range as {
 		level := a.level()
-		if count[level] >= GitHubAnnotationsPerLevel || shown >= GitHubAnnotationsPerJob {
+		if count[level] >= perLevel || shown >= perJob {
 			omitted[level]++
 			left++
 			continue
@@ -64,8 +77,12 @@ func (j *Job) AnnotateAll(as []Annotation) int {
 				parts = append(parts, fmt.Sprintf("%d %s", n, noun))
 			}
 		}
-		j.Log.Info(fmt.Sprintf("%s not shown as annotations (GitHub shows at most %d of each level per step and %d per job): see the job summary and the log",
-			strings.Join(parts, ", "), GitHubAnnotationsPerLevel, GitHubAnnotationsPerJob))
+		limit := fmt.Sprintf(where, perLevel, perJob)
+		if j.Platform == PlatformAzure {
+			limit = fmt.Sprintf(where, perLevel, perLevel)
+		}
+		j.Log.Info(fmt.Sprintf("%s not shown as annotations (%s): see the job summary and the log",
+			strings.Join(parts, ", "), limit))
 	}
 	return left
 }

@@ -21,6 +21,8 @@ type logCore struct {
 	gh       *githubactions.Action
 	masks    *masker
 	debug    bool
+	// azure writes an Azure Pipelines logging command (redacted).
+	azure func(command string, props [][2]string, data string)
 }
 
 // logHandler writes readable lines: the message, then key=value attributes
@@ -119,6 +121,17 @@ func (c *logCore) emit(level slog.Level, msg string) {
 			c.gh.Debugf("%s", msg)
 		default:
 			_, _ = io.WriteString(c.out, neutralizeCommands(msg)+"\n")
+		}
+		return
+	}
+	if c.platform == PlatformAzure && level != slog.LevelInfo {
+		switch {
+		case level >= slog.LevelError:
+			c.azure("task.logissue", [][2]string{{"type", "error"}}, msg)
+		case level >= slog.LevelWarn:
+			c.azure("task.logissue", [][2]string{{"type", "warning"}}, msg)
+		default:
+			c.azure("task.debug", nil, msg)
 		}
 		return
 	}

@@ -1,6 +1,7 @@
 package ci
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -53,10 +54,14 @@ func (m *masker) add(secret string) []string {
 	}
 	// Redact the value, its lines, and the encodings it takes when it ends
 	// up inside a quoted string, a workflow command, or a URL.
+	// Its base64 forms too, whatever precedes it ("user:" in a Basic
+	// credential shifts the encoding).
 	forms := append([]string{secret}, platform...)
 	for _, f := range append([]string(nil), forms...) {
 		q := strconv.Quote(f)
-		forms = append(forms, q[1:len(q)-1], escapeData(f), escapeProperty(f), url.QueryEscape(f), url.PathEscape(f))
+		forms = append(forms, q[1:len(q)-1], escapeData(f), escapeProperty(f), url.QueryEscape(f), url.PathEscape(f),
+			azureEscapeData(f), azureEscapeProperty(f))
+		forms = append(forms, base64Forms(f)...)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -92,18 +97,19 @@ func (m *masker) add(secret string) []string {
 	return platform
 }
 
-// redact replaces every registered secret in s.
+// redact replaces every registered secret in s, then every credential
+// Redact recognizes by its form.
 func (m *masker) redact(s string) string {
 	m.mu.RLock()
 	r := m.r
 	m.mu.RUnlock()
-	if r == nil {
-		return s
+	if r != nil {
+		s = r.Replace(s)
 	}
-	return r.Replace(s)
+	return Redact(s)
 }
 
-// contains reports whether s holds a registered secret.
+// contains reports whether s holds a registered secret or a credential.
 func (m *masker) contains(s string) bool { return m.redact(s) != s }
 
 // escapeData and escapeProperty are the workflow-command escapings (the
@@ -117,12 +123,23 @@ func escapeProperty(v string) string {
 }
 
 // console serialises writes to one stream. Its masked view redacts every
-// write; its raw view is for ::add-mask:: only. Write errors are dropped: a
-// closed log must not fail a release (and go-githubactions panics on them).
+// write and, on a platform whose agent reads commands anywhere in a line
+// (Azure Pipelines), defuses them; its raw view is for the platform's
+// commands only. Write errors are dropped: a closed log must not fail a
+// release (and go-githubactions panics on them).
 type console struct {
-	mu    sync.Mutex
-	w     io.Writer
-	masks *masker
+	mu     sync.Mutex
+	w      io.Writer
+	masks  *masker
+	defuse func(string) string // nil: none
+}
+
+// defuser is what keeps plain log text from being read as a command.
+func defuser(p Platform) func(string) string {
+	if p == PlatformAzure {
+		return azureDefuse
+	}
+	return nil
 }
 
 type consoleWriter struct {
@@ -130,14 +147,36 @@ type consoleWriter struct {
 	mask bool
 }
 
+// redactPiece bounds the text redacted at once: a large write (a diff of a
+// large file) is redacted a run of whole lines at a time, so masking costs
+// a few copies of a piece, not of the write.
+const redactPiece = 64 << 10
+
 func (w consoleWriter) Write(p []byte) (int, error) {
-	s := string(p)
-	if w.mask {
-		s = w.c.masks.redact(s)
-	}
 	w.c.mu.Lock()
 	defer w.c.mu.Unlock()
-	_, _ = io.WriteString(w.c.w, s)
+	for rest := p; len(rest) > 0; {
+		piece := rest
+		if len(piece) > redactPiece {
+			piece = piece[:redactPiece]
+			if nl := bytes.LastIndexByte(piece, '\n'); nl >= 0 {
+				piece = piece[:nl+1]
+			} else if nl := bytes.IndexByte(rest, '\n'); nl >= 0 {
+				piece = rest[:nl+1]
+			} else {
+				piece = rest
+			}
+		}
+		rest = rest[len(piece):]
+		s := string(piece)
+		if w.mask {
+			s = w.c.masks.redact(s)
+			if w.c.defuse != nil {
+				s = w.c.defuse(s)
+			}
+		}
+		_, _ = io.WriteString(w.c.w, s)
+	}
 	return len(p), nil
 }
 
@@ -170,12 +209,16 @@ func randomDelimiter() string {
 }
 
 // Mask registers a secret: it is redacted (***) from every line this
-// package writes from now on and, on GitHub, announced with ::add-mask::
-// (each line of a multi-line secret) so the runner hides it too.
+// package writes from now on and announced to the platform (each line of a
+// multi-line secret) so that it hides it too: ::add-mask:: on GitHub,
+// ##vso[task.setsecret] on Azure Pipelines.
 func (j *Job) Mask(secret string) {
 	for _, v := range j.masks.add(secret) {
-		if j.Platform == PlatformGitHub {
+		switch j.Platform {
+		case PlatformGitHub:
 			j.ghRaw.AddMask(v)
+		case PlatformAzure:
+			j.azureSetSecret(v)
 		}
 	}
 }
@@ -187,6 +230,65 @@ func credentialEnv() []string {
 		"GITHUB_TOKEN", "ACTIONS_RUNTIME_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
 		"CI_JOB_TOKEN", "CI_REGISTRY_PASSWORD", "CI_DEPENDENCY_PROXY_PASSWORD", "CI_DEPLOY_PASSWORD",
 		"DOCKER_AUTH_CONFIG", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AZURE_CLIENT_SECRET",
-		"GOOGLE_OAUTH_ACCESS_TOKEN",
+		"GOOGLE_OAUTH_ACCESS_TOKEN", "SYSTEM_ACCESSTOKEN",
+		"AZURE_STORAGE_ACCESS_KEY", "AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_CONNECTION_STRING",
+		"GIT_PASSWORD", "GIT_TOKEN",
 	}
+}
+
+// credentialParams are URL query parameters that carry a credential: an
+// Azure SAS signature, S3 and GCS presigned URLs' signatures, tokens.
+var credentialParams = map[string]bool{
+	"sig": true, "signature": true, "x-amz-signature": true, "x-amz-security-token": true,
+	"x-amz-credential": true, "x-goog-signature": true, "x-goog-credential": true,
+	"token": true, "access_token": true, "code": true,
+}
+
+// urlCredentials returns the credentials written inside a URL, wherever it
+// appears in s: the password of user:password@, a user name standing alone
+// (git://TOKEN@host, as kaniko documents it), and signed or token query
+// parameters. URLs without credentials give nothing.
+func urlCredentials(s string) []string {
+	if !strings.Contains(s, "://") {
+		return nil
+	}
+	var out []string
+	for _, field := range strings.Fields(s) {
+		i := strings.Index(field, "://")
+		if i < 0 {
+			continue
+		}
+		u, err := url.Parse(field[max(0, strings.LastIndexAny(field[:i], ",;\"'(")+1):])
+		if err != nil {
+			continue
+		}
+		if u.User != nil {
+			if p, ok := u.User.Password(); ok {
+				out = append(out, p)
+			} else if n := u.User.Username(); n != "" && !isPlainUser(n) {
+				out = append(out, n)
+			}
+		}
+		for k, vs := range u.Query() {
+			if credentialParams[strings.ToLower(k)] {
+				for _, v := range vs {
+					if len(v) >= minMaskedLine {
+						out = append(out, v)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// isPlainUser tells a user name from a token in user-info without a
+// password: git@host and oauth2@host are names; a long opaque string is a
+// token (git://TOKEN@github.com/...).
+func isPlainUser(n string) bool {
+	switch n {
+	case "git", "oauth2", "x-access-token", "x-token-auth", "gitlab-ci-token", "AWS", "anonymous":
+		return true
+	}
+	return len(n) < 20
 }

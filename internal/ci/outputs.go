@@ -21,7 +21,8 @@ const (
 )
 
 // writeOutputs writes a run's outputs in the spec's order: GITHUB_OUTPUT on
-// GitHub, a dotenv report on GitLab, name=value lines on stdout locally.
+// GitHub, a dotenv report on GitLab, output variables (task.setvariable
+// isOutput=true) on Azure Pipelines, name=value lines on stdout locally.
 // Keys the tool does not declare are a programming error: the declared ones
 // are still written and the error is returned.
 func (j *Job) writeOutputs(outputs map[string]string) error {
@@ -71,6 +72,10 @@ func (j *Job) writeOutputs(outputs map[string]string) error {
 		}
 		if err := j.writeDotenv(lines); err != nil {
 			errs = append(errs, err)
+		}
+	case PlatformAzure:
+		for _, o := range ordered {
+			j.azureSetOutput(o.name, o.value)
 		}
 	default:
 		for _, o := range ordered {

@@ -16,10 +16,10 @@ type Chmod struct {
 }
 
 type chmodClause struct {
-	who   fs.FileMode // mask of the bits the clause touches (ugo)
-	op    byte        // + - =
-	perm  string      // rwxXst
-	whoS  string
+	who  fs.FileMode // mask of the bits the clause touches (ugo)
+	op   byte        // + - =
+	perm string      // rwxXst
+	whoS string
 }
 
 // ParseChmod parses a --chmod value.

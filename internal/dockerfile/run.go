@@ -41,10 +41,10 @@ type Run struct {
 
 func (*Run) op() {}
 
-// ScriptDir holds the heredoc scripts of a RUN while it runs (BuildKit
-// uses /dev/pipes, which a sandbox's fresh /dev would hide); the builder
-// removes it before the snapshot.
-const ScriptDir = "/.hoist-pipes"
+// ScriptDir is where a RUN's heredoc scripts are while it runs, as
+// BuildKit mounts them: the sandbox shows them there (a tmpfs, or files
+// removed after the command), never in the stage's layer.
+const ScriptDir = "/dev/pipes"
 
 // Script is a heredoc written to a file for the command to execute.
 type Script struct {
@@ -245,6 +245,12 @@ func (st *State) mount(m *instructions.Mount, workdir string) (Mount, error) {
 		}
 	}
 	out.Target = target
+	if out.Type == MountBind && m.From == "" {
+		// The build context, like COPY's sources: ../ does not leave it.
+		if p := path.Clean(m.Source); p == ".." || strings.HasPrefix(p, "../") {
+			return out, fmt.Errorf("type=bind,source=%s points above the build context with ../: a bind mount, like COPY, only reads inside the build context; move it into the context or change the context directory", m.Source)
+		}
+	}
 	if out.Type == MountCache && out.ID == "" {
 		out.ID = target
 	}

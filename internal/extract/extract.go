@@ -52,7 +52,19 @@ type Options struct {
 	// NoOwnership skips chown (e.g. rootless extraction for inspection).
 	// Without it, a refused chown is a warning, reported once.
 	NoOwnership bool
+	// Archive unpacks a plain archive (a build context), not an image
+	// layer: names starting with .wh. are ordinary files, and device nodes
+	// and FIFOs are skipped with a warning.
+	Archive bool
+	// MaxBytes bounds what the layers may write: extraction stops with
+	// ErrTooLarge, before writing the file that would pass it, once the
+	// regular files (each rounded up to whole 4 KiB pages, as a tmpfs
+	// holds them) would exceed it. 0: no bound. Layers counts across
+	// all its layers.
+	MaxBytes int64
 
+	// spent is what earlier layers of Layers wrote, against MaxBytes.
+	spent int64
 	// mknod replaces unix.Mknodat in tests (to refuse it).
 	mknod func(dfd int, name string, mode uint32, dev int) error
 }
@@ -63,7 +75,13 @@ type Stats struct {
 	Bytes     int64 // regular file bytes written
 	Whiteouts int   // whiteout and opaque markers applied
 	Skipped   int   // entries skipped (device nodes not permitted, sockets)
+	// Footprint is the regular files written, each rounded up to whole
+	// 4 KiB pages: what they take in a tmpfs (MaxBytes bounds it).
+	Footprint int64
 }
+
+// ErrTooLarge is an extraction stopped by Options.MaxBytes.
+var ErrTooLarge = errors.New("the layers unpack to more than the limit")
 
 // Layers applies each layer's uncompressed tar, in order, to root.
 func Layers(ctx context.Context, root string, layers []v1.Layer, o Options) (Stats, error) {
@@ -73,12 +91,15 @@ func Layers(ctx context.Context, root string, layers []v1.Layer, o Options) (Sta
 		if err != nil {
 			return total, fmt.Errorf("layer %d: %w", i+1, err)
 		}
-		st, err := Apply(ctx, root, rc, o)
+		lo := o
+		lo.spent = o.spent + total.Footprint
+		st, err := Apply(ctx, root, rc, lo)
 		rc.Close()
 		total.Entries += st.Entries
 		total.Bytes += st.Bytes
 		total.Whiteouts += st.Whiteouts
 		total.Skipped += st.Skipped
+		total.Footprint += st.Footprint
 		if err != nil {
 			return total, fmt.Errorf("layer %d: %w", i+1, err)
 		}
@@ -436,6 +457,8 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	switch {
 	case name == "":
 		return nil // the root itself: keep the host-chosen root
+	case x.o.Archive:
+		// A build context's .wh.* files are files, not whiteouts.
 	case base == opaqueMarker:
 		x.stats.Whiteouts++
 		if err := x.wait(); err != nil {
@@ -507,6 +530,11 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 			}
 		}
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		pages := (max(hdr.Size, 0) + 4095) &^ 4095
+		if written := x.o.spent + x.stats.Footprint; x.o.MaxBytes > 0 && written+pages > x.o.MaxBytes {
+			return fmt.Errorf("%w of %d MiB (%d MiB written so far, this file has %d MiB)", ErrTooLarge, x.o.MaxBytes>>20, written>>20, hdr.Size>>20)
+		}
+		x.stats.Footprint += pages
 		if hdr.Size <= maxAsync && hdr.Typeflag != tar.TypeGNUSparse {
 			data := make([]byte, hdr.Size)
 			if _, err := io.ReadFull(r, data); err != nil {
@@ -542,6 +570,11 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 	case tar.TypeLink:
 		return x.hardlink(hdr, dfd, last, name)
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		if x.o.Archive {
+			x.stats.Skipped++
+			x.log.Warn("device node or FIFO skipped: an archive's are not unpacked", "path", "/"+name)
+			return nil
+		}
 		kind := map[byte]uint32{tar.TypeChar: unix.S_IFCHR, tar.TypeBlock: unix.S_IFBLK, tar.TypeFifo: unix.S_IFIFO}[hdr.Typeflag]
 		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
 		mknod := x.o.mknod

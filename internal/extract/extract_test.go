@@ -18,7 +18,9 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -361,7 +363,7 @@ func TestLayersInOrder(t *testing.T) {
 	}
 	st, err := Layers(context.Background(), root, layers, Options{})
 	require.NoError(t, err)
-	require.Equal(t, Stats{Entries: 5, Bytes: 3, Whiteouts: 1}, st)
+	require.Equal(t, Stats{Entries: 5, Bytes: 3, Whiteouts: 1, Footprint: 3 << 12}, st)
 	got, err := os.ReadFile(filepath.Join(root, "a/x"))
 	require.NoError(t, err)
 	require.Equal(t, "2", string(got))
@@ -378,4 +380,41 @@ func TestReadOnlyDirectoryFilled(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, fs.FileMode(0o500), fi.Mode().Perm())
 	require.FileExists(t, filepath.Join(root, "ro/sub/g"))
+}
+
+// TestMaxBytes: extraction stops before the file that would pass the
+// bound (counted in whole 4 KiB pages, across layers), with ErrTooLarge.
+func TestMaxBytes(t *testing.T) {
+	layer := func(files map[string]int) []byte {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for _, n := range []string{"a", "b", "c"} {
+			size, ok := files[n]
+			if !ok {
+				continue
+			}
+			require.NoError(t, tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(size), Typeflag: tar.TypeReg}))
+			_, err := tw.Write(make([]byte, size))
+			require.NoError(t, err)
+		}
+		require.NoError(t, tw.Close())
+		return buf.Bytes()
+	}
+	root := t.TempDir()
+	st, err := Apply(context.Background(), root, bytes.NewReader(layer(map[string]int{"a": 5000, "b": 9000, "c": 1})), Options{MaxBytes: 16 << 10})
+	require.ErrorIs(t, err, ErrTooLarge)
+	require.ErrorContains(t, err, "b: the layers unpack to more than the limit of 0 MiB")
+	require.Equal(t, int64(8<<10), st.Footprint, "a takes two pages")
+	require.FileExists(t, filepath.Join(root, "a"))
+	require.NoFileExists(t, filepath.Join(root, "b"))
+
+	root = t.TempDir()
+	l1 := static.NewLayer(layer(map[string]int{"a": 4096}), types.DockerUncompressedLayer)
+	l2 := static.NewLayer(layer(map[string]int{"b": 4096, "c": 4097}), types.DockerUncompressedLayer)
+	st, err = Layers(context.Background(), root, []v1.Layer{l1, l2}, Options{MaxBytes: 12 << 10})
+	require.ErrorIs(t, err, ErrTooLarge, "4 KiB + 4 KiB + 8 KiB")
+	require.Equal(t, int64(8<<10), st.Footprint)
+	st, err = Layers(context.Background(), t.TempDir(), []v1.Layer{l1, l2}, Options{MaxBytes: 16 << 10})
+	require.NoError(t, err)
+	require.Equal(t, int64(16<<10), st.Footprint)
 }

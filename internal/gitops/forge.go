@@ -9,6 +9,8 @@ import (
 
 	"github.com/google/go-github/v74/github"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/hoist-ci/hoist/internal/ci"
 )
 
 // PullRequest is an open, merged or closed pull (merge) request.
@@ -50,8 +52,39 @@ type ForgeOptions struct {
 	HTTPClient    *http.Client
 }
 
-// NewForge returns the GitHub or GitLab client for the repository.
+// NewForge returns the GitHub or GitLab client for the repository. Its
+// errors are redacted: the forge's answer (which the clients copy into
+// their errors) may echo the token.
 func NewForge(o ForgeOptions) (Forge, error) {
+	f, err := newForge(o)
+	if err != nil {
+		return nil, ci.RedactError(err, o.Token)
+	}
+	return redactingForge{f: f, token: o.Token}, nil
+}
+
+// redactingForge redacts the errors of a Forge, its token included.
+type redactingForge struct {
+	f     Forge
+	token string
+}
+
+func (r redactingForge) Find(ctx context.Context, head, base string) (*PullRequest, error) {
+	pr, err := r.f.Find(ctx, head, base)
+	return pr, ci.RedactError(err, r.token)
+}
+
+func (r redactingForge) Create(ctx context.Context, s PullRequestSpec) (*PullRequest, error) {
+	pr, err := r.f.Create(ctx, s)
+	return pr, ci.RedactError(err, r.token)
+}
+
+func (r redactingForge) Update(ctx context.Context, number int, s PullRequestSpec) (*PullRequest, error) {
+	pr, err := r.f.Update(ctx, number, s)
+	return pr, ci.RedactError(err, r.token)
+}
+
+func newForge(o ForgeOptions) (Forge, error) {
 	u, err := url.Parse(o.RepositoryURL)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return nil, fmt.Errorf("pull-request mode needs an https repository URL, got %s", Redact(o.RepositoryURL))

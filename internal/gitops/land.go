@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"path"
@@ -26,7 +27,9 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
-	"github.com/go-git/go-git/v5/storage/memory"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+
+	"github.com/hoist-ci/hoist/internal/ci"
 )
 
 // EditFunc applies the change to the branch tip's files and returns the new
@@ -55,11 +58,8 @@ type Options struct {
 	// Backoff is the base delay between attempts (doubled each time, with
 	// full jitter); 0 means 500ms.
 	Backoff time.Duration
-	// Materialize selects the files read for the edit (slash paths); nil
-	// means all. Symlinks are always listed.
-	Materialize func(path string) bool
-	Edit        EditFunc
-	Log         *slog.Logger
+	Edit    EditFunc
+	Log     *slog.Logger
 	// Now and Sleep are the clock (tests replace them).
 	Now   func() time.Time
 	Sleep func(context.Context, time.Duration) error
@@ -93,6 +93,24 @@ func sleep(ctx context.Context, d time.Duration) error {
 
 // Land clones, edits, commits and pushes, retrying on a moved branch.
 func Land(ctx context.Context, o Options) (Result, error) {
+	res, err := land(ctx, o)
+	// A git server's answer (go-git copies the body of an error response
+	// into its errors) may echo the credentials.
+	return res, ci.RedactError(err, secretsOf(o.Auth)...)
+}
+
+// secretsOf are the credential values of an auth method, for redaction.
+func secretsOf(auth transport.AuthMethod) []string {
+	if b, ok := auth.(*githttp.BasicAuth); ok && b.Password != "" {
+		return []string{b.Password}
+	}
+	if b, ok := auth.(*githttp.TokenAuth); ok && b.Token != "" {
+		return []string{b.Token}
+	}
+	return nil
+}
+
+func land(ctx context.Context, o Options) (Result, error) {
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 5
 	}
@@ -137,34 +155,18 @@ func Land(ctx context.Context, o Options) (Result, error) {
 }
 
 func (o Options) attempt(ctx context.Context) (Result, error) {
-	// A shallow clone into memory, without a work tree: go-git's checkout
-	// and status cost seconds on thousands of files. The files the edit may
-	// read are written out, and the commit is built from tree objects.
-	clone := &git.CloneOptions{
-		URL:          o.URL,
-		Auth:         o.Auth,
-		Depth:        1,
-		SingleBranch: true,
-		Tags:         git.NoTags,
-		NoCheckout:   true,
-	}
-	if o.Branch != "" {
-		clone.ReferenceName = plumbing.NewBranchReferenceName(o.Branch)
-	}
-	repo, err := git.CloneContext(ctx, memory.NewStorage(), nil, clone)
+	// A shallow fetch of the tip into memory, without a work tree: go-git's
+	// checkout and status cost seconds on thousands of files. Where the
+	// server filters, large blobs stay out of it; the edit reads the files
+	// it needs on demand, and the commit is built from tree objects.
+	t, err := fetchTip(ctx, o.URL, o.Auth, o.Branch)
 	if err != nil {
 		return Result{}, fmt.Errorf("cloning %s (branch %q): %w", Redact(o.URL), o.Branch, err)
 	}
-	head, err := repo.Head()
-	if err != nil {
-		return Result{}, fmt.Errorf("reading the cloned branch: %w", err)
-	}
-	branch := o.Branch
-	if branch == "" {
-		branch = head.Name().Short()
-	}
+	head := t.ref
+	branch := head.Name().Short()
 	res := Result{Base: head.Hash().String(), Branch: branch}
-	base, err := repo.CommitObject(head.Hash())
+	base, err := object.GetCommit(t.s, head.Hash())
 	if err != nil {
 		return res, fmt.Errorf("reading commit %s: %w", head.Hash(), err)
 	}
@@ -172,7 +174,7 @@ func (o Options) attempt(ctx context.Context) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("reading the tree of %s: %w", head.Hash(), err)
 	}
-	snap, err := snapshot(tree, o.Materialize)
+	snap, err := t.snapshot(ctx, tree)
 	if err != nil {
 		return res, err
 	}
@@ -188,10 +190,10 @@ func (o Options) attempt(ctx context.Context) (Result, error) {
 	// created is every object the commit adds: exactly what is pushed.
 	var created []plumbing.Hash
 	for f, content := range edited {
-		if _, ok := snap.Files[f]; !ok {
+		if _, ok := snap.Files[f]; !ok && !snap.More[f] {
 			return res, fmt.Errorf("internal error: the edit changed %s, which is not a file of the tree", f)
 		}
-		if blobs[f], err = storeBlob(repo.Storer, content); err != nil {
+		if blobs[f], err = storeBlob(t.s, content); err != nil {
 			return res, fmt.Errorf("storing %s: %w", f, err)
 		}
 		files = append(files, f)
@@ -204,7 +206,7 @@ func (o Options) attempt(ctx context.Context) (Result, error) {
 			dirs[d] = true
 		}
 	}
-	newTree, changed, err := rebuild(repo.Storer, tree, "", blobs, dirs, &created)
+	newTree, changed, err := rebuild(t.s, tree, "", blobs, dirs, &created)
 	if err != nil {
 		return res, err
 	}
@@ -228,16 +230,16 @@ func (o Options) attempt(ctx context.Context) (Result, error) {
 		}
 		commit.PGPSignature = string(signature)
 	}
-	obj := repo.Storer.NewEncodedObject()
+	obj := t.s.NewEncodedObject()
 	if err := commit.Encode(obj); err != nil {
 		return res, fmt.Errorf("committing: %w", err)
 	}
-	ch, err := repo.Storer.SetEncodedObject(obj)
+	ch, err := t.s.SetEncodedObject(obj)
 	if err != nil {
 		return res, fmt.Errorf("committing: %w", err)
 	}
 	local := plumbing.NewBranchReferenceName(branch)
-	if err := repo.Storer.SetReference(plumbing.NewHashReference(local, ch)); err != nil {
+	if err := t.s.SetReference(plumbing.NewHashReference(local, ch)); err != nil {
 		return res, fmt.Errorf("committing: %w", err)
 	}
 	res.Changed, res.Commit, res.Files, res.Message = true, ch.String(), files, message
@@ -251,13 +253,13 @@ func (o Options) attempt(ctx context.Context) (Result, error) {
 	if o.PushBranch != "" {
 		target, force = o.PushBranch, true
 	}
-	err = push(ctx, o.URL, o.Auth, plumbing.NewBranchReferenceName(target), head.Hash(), ch, force, repo.Storer, created)
+	err = push(ctx, o.URL, o.Auth, plumbing.NewBranchReferenceName(target), head.Hash(), ch, force, t.s, created)
 	switch {
 	case err == nil:
 		return res, nil
 	case errors.Is(err, ErrRejected):
 		return res, err
-	case o.PushBranch == "" && (rejected(err) || moved(ctx, repo, o.Auth, target, res.Base)):
+	case o.PushBranch == "" && (rejected(err) || moved(ctx, o.URL, o.Auth, target, res.Base)):
 		return res, fmt.Errorf("%w: %v", ErrRejected, err)
 	default:
 		return res, fmt.Errorf("pushing to %s (branch %s): %w", Redact(o.URL), target, err)
@@ -343,34 +345,27 @@ func shortHash(h plumbing.Hash) string {
 	return h.String()[:12]
 }
 
-// Snapshot is the branch tip's files, in memory: contents by slash path,
-// and symlinks by path with their targets.
+// Snapshot is the branch tip's files: the symlinks by path with their
+// targets, and the files by path, whose contents Read gives on demand (a
+// file the edit does not read is never read, nor, where the server
+// filters, transferred when it is large). Files holds contents read
+// already (tests fill it instead of More and Read).
 type Snapshot struct {
 	Files map[string][]byte
 	Links map[string]string
+	More  map[string]bool
+	Read  func(path string) ([]byte, error)
 }
 
-// snapshot reads the files want(path) selects (all when want is nil) and
-// every symlink.
-func snapshot(tree *object.Tree, want func(string) bool) (Snapshot, error) {
-	snap := Snapshot{Files: map[string][]byte{}, Links: map[string]string{}}
-	err := tree.Files().ForEach(func(f *object.File) error {
-		symlink := f.Mode == filemode.Symlink
-		if !symlink && want != nil && !want(f.Name) {
-			return nil
-		}
-		content, err := f.Contents()
-		if err != nil {
-			return fmt.Errorf("reading %s from the clone: %w", f.Name, err)
-		}
-		if symlink {
-			snap.Links[f.Name] = content
-		} else {
-			snap.Files[f.Name] = []byte(content)
-		}
-		return nil
-	})
-	return snap, err
+// File reads a file of the snapshot (fs.ErrNotExist when it has none).
+func (s Snapshot) File(path string) ([]byte, error) {
+	if b, ok := s.Files[path]; ok {
+		return b, nil
+	}
+	if s.More[path] && s.Read != nil {
+		return s.Read(path)
+	}
+	return nil, fs.ErrNotExist
 }
 
 func storeBlob(s storer.EncodedObjectStorer, content []byte) (plumbing.Hash, error) {
@@ -451,22 +446,9 @@ func rejected(err error) bool {
 // moved reports whether the remote branch no longer points at base. In a
 // shallow clone go-git reports a moved branch as "object not found" (it
 // cannot walk past the clone's boundary), so the remote is asked.
-func moved(ctx context.Context, repo *git.Repository, auth transport.AuthMethod, branch, base string) bool {
-	remote, err := repo.Remote("origin")
-	if err != nil {
-		return false
-	}
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth})
-	if err != nil {
-		return false
-	}
-	want := plumbing.NewBranchReferenceName(branch)
-	for _, r := range refs {
-		if r.Name() == want {
-			return r.Hash().String() != base
-		}
-	}
-	return false
+func moved(ctx context.Context, url string, auth transport.AuthMethod, branch, base string) bool {
+	h, err := remoteTip(ctx, url, auth, branch)
+	return err == nil && !h.IsZero() && h.String() != base
 }
 
 // Redact removes credentials from a URL for messages.

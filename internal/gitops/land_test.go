@@ -3,7 +3,6 @@ package gitops
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,9 +18,9 @@ import (
 // appendLine is an edit that appends a line to a file.
 func appendLine(file, line string) EditFunc {
 	return func(ctx context.Context, snap Snapshot, tip string) (map[string][]byte, string, error) {
-		b, ok := snap.Files[file]
-		if !ok {
-			return nil, "", os.ErrNotExist
+		b, err := snap.File(file)
+		if err != nil {
+			return nil, "", err
 		}
 		if strings.Contains(string(b), line+"\n") {
 			return nil, "", nil

@@ -90,10 +90,19 @@ type ParseError struct {
 	Err  error
 }
 
-func (e *ParseError) Error() string { return fmt.Sprintf("%s: not valid YAML: %v", e.File, e.Err) }
+func (e *ParseError) Error() string {
+	if d, ok := e.Err.(*DuplicateKeyError); ok {
+		return fmt.Sprintf("%s:%d: %v", e.File, d.Line, d)
+	}
+	return fmt.Sprintf("%s: not valid YAML: %v", e.File, e.Err)
+}
 func (e *ParseError) Unwrap() error { return e.Err }
 
-func parseDocs(file string, src []byte) ([]*yaml.Node, error) {
+func parseDocs(file string, src []byte) ([]*yaml.Node, error) { return parseDocsAt(file, src, 1) }
+
+// parseDocsAt parses the documents of src, whose first line is line of
+// the file: node lines and error messages count from there.
+func parseDocsAt(file string, src []byte, line int) ([]*yaml.Node, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	var docs []*yaml.Node
 	for {
@@ -103,7 +112,13 @@ func parseDocs(file string, src []byte) ([]*yaml.Node, error) {
 			return docs, nil
 		}
 		if err != nil {
-			return nil, &ParseError{File: file, Err: err}
+			return nil, &ParseError{File: file, Err: shiftErrorLines(err, line-1)}
+		}
+		if line > 1 {
+			shiftLines(&d, line-1)
+		}
+		if dup := duplicateKey(&d); dup != nil {
+			return nil, &ParseError{File: file, Err: dup}
 		}
 		docs = append(docs, &d)
 	}
@@ -142,8 +157,54 @@ type planner struct {
 // bytes (nil when nothing changes) and the changes. Every edit is checked
 // by parsing the result: on any difference other than the intended one it
 // returns an error and no bytes.
+//
+// A file of several documents is edited one document at a time (split at
+// its "---" lines, which YAML forbids inside any scalar): the parsed nodes
+// of one document are all that is held besides the bytes, so a large
+// manifest bundle costs a few times its size, not the size of its whole
+// node tree.
 func Edit(file string, src []byte, opts Options) ([]byte, []Change, error) {
-	docs, err := parseDocs(file, src)
+	s := newSource(src)
+	var (
+		out     []byte // nil until a document changes
+		changes []Change
+		errs    []error
+		done    int // bytes of src accounted for in out
+	)
+	for _, c := range splitDocuments(src) {
+		chunkOut, ch, err := editChunk(file, src[c.start:c.end], s, c, opts)
+		if err != nil {
+			var pe *ParseError
+			if errors.As(err, &pe) {
+				return nil, nil, err
+			}
+			errs = append(errs, err)
+			continue
+		}
+		if chunkOut == nil {
+			continue
+		}
+		if out == nil {
+			out = make([]byte, 0, len(src)+len(src)/64)
+		}
+		out = append(out, src[done:c.start]...)
+		out = append(out, chunkOut...)
+		done = c.end
+		changes = append(changes, ch...)
+	}
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
+	}
+	if out == nil {
+		return nil, nil, nil
+	}
+	return append(out, src[done:]...), changes, nil
+}
+
+// editChunk edits the documents in src[c.start:c.end] (b), whose lines
+// start at c.line of the file; s indexes the whole file.
+func editChunk(file string, b []byte, s *source, c chunk, opts Options) ([]byte, []Change, error) {
+	docs, err := parseDocsAt(file, b, c.line)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -172,11 +233,19 @@ func Edit(file string, src []byte, opts Options) ([]byte, []Change, error) {
 	if len(p.ops) == 0 {
 		return nil, nil, nil
 	}
-	out, err := p.splice(src)
+	spans, err := p.spans(s)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := p.verify(docs, out); err != nil {
+	for i := range spans {
+		spans[i].start -= c.start
+		spans[i].end -= c.start
+	}
+	out, err := apply(b, spans)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := p.verify(docs, out, c.line); err != nil {
 		return nil, nil, fmt.Errorf("%s: the edited file does not read back as intended, nothing written: %w", file, err)
 	}
 	changes := make([]Change, len(p.ops))

@@ -70,12 +70,14 @@ func FuzzEdit(f *testing.F) {
 			}
 			return ls
 		}
-		for _, o := range lcsDiff(trim(splitLines(string(src))), trim(splitLines(string(out)))) {
-			switch o.kind {
-			case '+':
-				require.True(t, lineHolds(o.line, changes, true), "unintended line added: %q", o.line)
-			case '-':
-				require.True(t, lineHolds(o.line, changes, false), "unintended line removed: %q", o.line)
+		a, b := trim(splitLines(string(src))), trim(splitLines(string(out)))
+		joined := func(ls []string) []byte { return []byte(strings.Join(ls, "\n") + "\n") }
+		for _, bl := range diffBlocks(newLines(joined(a)), newLines(joined(b))) {
+			for _, l := range b[bl.b0:bl.b1] {
+				require.True(t, lineHolds(l, changes, true), "unintended line added: %q", l)
+			}
+			for _, l := range a[bl.a0:bl.a1] {
+				require.True(t, lineHolds(l, changes, false), "unintended line removed: %q", l)
 			}
 		}
 	})
@@ -101,7 +103,7 @@ func TestVerifyRejectsUnintendedDifferences(t *testing.T) {
 	img := docs[0].Content[0].Content[3]
 	p := &planner{file: "v.yaml", parents: map[*yaml.Node]*yaml.Node{}}
 	p.ops = []*op{{kind: opSet, node: img, value: "team/app:2"}}
-	require.NoError(t, p.verify(docs, []byte("a: 1 # keep\nimage: team/app:2\nlist: [x, y]\n")))
+	require.NoError(t, p.verify(docs, []byte("a: 1 # keep\nimage: team/app:2\nlist: [x, y]\n"), 1))
 	for _, bad := range []string{
 		"a: 1\nimage: team/app:3\nlist: [x, y]\n",         // wrong value
 		"a: 2\nimage: team/app:2\nlist: [x, y]\n",         // another value changed
@@ -111,6 +113,31 @@ func TestVerifyRejectsUnintendedDifferences(t *testing.T) {
 		"a: 1\nimage: team/app:2\nlist: [x, y]\n---\nb\n", // a document added
 		"a: 1\nimage: \"team/app:2\"\nlist: [x, y]\n",     // style of the edit
 	} {
-		require.Error(t, p.verify(docs, []byte(bad)), bad)
+		require.Error(t, p.verify(docs, []byte(bad), 1), bad)
 	}
+}
+
+// FuzzChunkedEqualsWhole: editing a file document by document gives what
+// editing it whole gives (bytes, changes, or an error).
+func FuzzChunkedEqualsWhole(f *testing.F) {
+	f.Add("a.yaml", []byte("a: 1\n---\nimage: team/app:1\n--- |\n  text\n---\n# c\nimage: team/app:1 # x\n...\n---\n"))
+	f.Add("a.yaml", []byte("---\nx: &a {image: team/app:1}\n---\ny: [team/app:1]\n"))
+	f.Add("a.yaml", []byte("a: |\n  ---\n---x: 1\n--- \n"))
+	u, err := ParseUpdate("team/app=2.0", PinAuto)
+	require.NoError(f, err)
+	opts := Options{Updates: []Update{u}}
+	f.Fuzz(func(t *testing.T, name string, src []byte) {
+		if len(src) > 1<<14 {
+			return
+		}
+		got, gotCh, gotErr := Edit(name, src, opts)
+		want, wantCh, wantErr := editChunk(name, src, newSource(src), chunk{0, len(src), 1}, opts)
+		if wantErr != nil {
+			require.Error(t, gotErr, "whole: %v", wantErr)
+			return
+		}
+		require.NoError(t, gotErr)
+		require.Equal(t, string(want), string(got))
+		require.Equal(t, wantCh, gotCh)
+	})
 }

@@ -7,9 +7,8 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// splice turns the planned ops into byte spans and applies them.
-func (p *planner) splice(src []byte) ([]byte, error) {
-	s := newSource(src)
+// spans turns the planned ops into byte spans of the file s indexes.
+func (p *planner) spans(s *source) ([]span, error) {
 	var spans []span
 	for _, o := range p.ops {
 		switch o.kind {
@@ -37,7 +36,7 @@ func (p *planner) splice(src []byte) ([]byte, error) {
 			spans = append(spans, sp)
 		}
 	}
-	return apply(src, spans)
+	return spans, nil
 }
 
 // insertSpan adds `key: value` as a new line after a block mapping's last
@@ -99,8 +98,8 @@ func (p *planner) deleteSpan(s *source, o *op) (span, error) {
 // verify parses out and compares it with the original documents carrying
 // exactly the planned edits: same structure, same keys in the same order,
 // same values, tags, styles and anchors everywhere else.
-func (p *planner) verify(docs []*yaml.Node, out []byte) error {
-	got, err := parseDocs(p.file, out)
+func (p *planner) verify(docs []*yaml.Node, out []byte, line int) error {
+	got, err := parseDocsAt(p.file, out, line)
 	if err != nil {
 		return err
 	}

@@ -12,11 +12,32 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-// Tree is a repository's files in memory (a git tree): contents by slash
-// path, and symlinks with their targets.
+// Tree is a repository's files (a git tree): contents by slash path, and
+// symlinks with their targets. Files whose contents are not read yet are
+// listed in More and read with Read when an edit needs them: only the files
+// the paths select are ever read.
 type Tree struct {
 	Files map[string][]byte
 	Links map[string]string
+	More  map[string]bool
+	Read  func(path string) ([]byte, error)
+}
+
+// isFile reports whether p is a file of the tree.
+func (t Tree) isFile(p string) bool {
+	_, ok := t.Files[p]
+	return ok || t.More[p]
+}
+
+// content reads a file of the tree.
+func (t Tree) content(p string) ([]byte, error) {
+	if b, ok := t.Files[p]; ok {
+		return b, nil
+	}
+	if t.More[p] && t.Read != nil {
+		return t.Read(p)
+	}
+	return nil, fmt.Errorf("%s: no such file in the tree", p)
 }
 
 // resolve follows a symlink chain lexically inside the tree; a link that
@@ -25,8 +46,7 @@ func (t Tree) resolve(p, entry string) (string, bool, error) {
 	for hops := 0; hops < 16; hops++ {
 		target, ok := t.Links[p]
 		if !ok {
-			_, isFile := t.Files[p]
-			return p, isFile, nil
+			return p, t.isFile(p), nil
 		}
 		if path.IsAbs(target) {
 			return "", false, fmt.Errorf("paths entry %q: %s leads to %s, outside the repository; refusing to follow it", entry, p, target)
@@ -47,9 +67,14 @@ func (t Tree) Select(paths []string) ([]string, error) {
 	if len(paths) == 0 {
 		paths = []string{"."}
 	}
-	all := make([]string, 0, len(t.Files)+len(t.Links))
+	all := make([]string, 0, len(t.Files)+len(t.More)+len(t.Links))
 	for f := range t.Files {
 		all = append(all, f)
+	}
+	for f := range t.More {
+		if _, dup := t.Files[f]; !dup {
+			all = append(all, f)
+		}
 	}
 	for l := range t.Links {
 		all = append(all, l)
@@ -127,7 +152,10 @@ func PlanTree(ctx context.Context, t Tree, paths []string, opts Options) ([]File
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			src := t.Files[f]
+			src, err := t.content(f)
+			if err != nil {
+				return err
+			}
 			out, changes, err := Edit(f, src, opts)
 			if err != nil {
 				if _, ok := err.(*ParseError); ok && !explicitlyNamed(f, paths) && !mentionsAny(src, opts) {

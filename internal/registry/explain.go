@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/hoist-ci/hoist/internal/ci"
 )
 
 // AuthError is a registry's refusal (401/403) explained: which registry,
@@ -94,7 +97,14 @@ func IsAuthError(err error) (status int, ok bool) {
 // from (or that there were none) and what to set; a plain-HTTP refusal or a
 // TLS failure gets the insecure-registries hint. action is "pushing to" or
 // "reading". Any other error is returned unchanged.
+//
+// Whatever it returns has its message redacted (ci.Redact): credentials a
+// server echoed, upload states and signed URLs never reach an error.
 func (c *Client) Explain(err error, repo name.Repository, action string) error {
+	return ci.RedactError(c.explain(err, repo, action), c.sentCredentials()...)
+}
+
+func (c *Client) explain(err error, repo name.Repository, action string) error {
 	if err == nil {
 		return nil
 	}
@@ -113,6 +123,11 @@ func (c *Client) Explain(err error, repo name.Repository, action string) error {
 			Hint:       c.hint(reg),
 			Err:        err,
 		}
+	}
+	if errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused") {
+		return &explained{msg: fmt.Sprintf("%s %s: %v (nothing answered at %s, after %d attempts: check that the registry is running "+
+			"and reachable from this job — host, port, proxy settings; push-retry raises the attempts)",
+			action, repo, err, reg, c.opts.Retry.withDefaults().Attempts), err: err}
 	}
 	if c.IsInsecure(reg) {
 		return err

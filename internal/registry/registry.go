@@ -96,6 +96,8 @@ type Client struct {
 	sources map[string]string     // registry → source of its credentials (last resolution)
 	cache   map[string]resolution // resource|target → resolved credentials
 	logged  map[string]bool       // registry|source already logged
+	sent    map[string]bool       // Authorization headers sent
+	secrets []string              // their credential values, longest first
 }
 
 // New validates the options and returns a Client. Invalid credentials
@@ -114,6 +116,7 @@ func newClient(opts Options, kanikoConfig string) (*Client, error) {
 		sources:      map[string]string{},
 		cache:        map[string]resolution{},
 		logged:       map[string]bool{},
+		sent:         map[string]bool{},
 	}
 	if c.getenv == nil {
 		c.getenv = func(string) string { return "" }

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,6 +20,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"golang.org/x/net/http/httpproxy"
+
+	"github.com/hoist-ci/hoist/internal/ci"
 )
 
 // retryStatus are the HTTP statuses retried by the transport.
@@ -208,6 +212,7 @@ func (r *retrier) RoundTrip(in *http.Request) (*http.Response, error) {
 	if alreadySent && in.GetBody == nil {
 		return nil, fmt.Errorf("%s %s: the request body was already sent and cannot be re-sent", in.Method, redactURL(in.URL))
 	}
+	r.c.noteCredentials(in.Header.Get("Authorization"))
 	max := r.policy.Attempts
 	for attempt := 1; ; attempt++ {
 		req := in.Clone(ctx)
@@ -236,9 +241,15 @@ func (r *retrier) RoundTrip(in *http.Request) (*http.Response, error) {
 		case retryStatus[resp.StatusCode] && replayable && attempt < max:
 			reason = strconv.Itoa(resp.StatusCode)
 			wait = retryAfter(resp.Header.Get("Retry-After"), time.Now())
-			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-			resp.Body.Close()
+			discard(resp)
 		default:
+			if resp.StatusCode >= http.StatusBadRequest {
+				filterErrorBody(resp, r.c.sentCredentials())
+			}
+			if in.Method == http.MethodGet && resp.StatusCode == http.StatusOK && in.Header.Get("Range") == "" &&
+				resp.Body != nil && resp.Body != http.NoBody {
+				resp.Body = newResumingBody(r, req, resp, attempt)
+			}
 			return resp, nil
 		}
 		d := r.backoff(attempt)
@@ -247,12 +258,8 @@ func (r *retrier) RoundTrip(in *http.Request) (*http.Response, error) {
 		}
 		r.c.log.Info(fmt.Sprintf("retrying %s %s after %s (attempt %d/%d)", in.Method, redactURL(in.URL), reason, attempt+1, max),
 			"method", in.Method, "url", redactURL(in.URL), "reason", reason, "attempt", attempt+1, "attempts", max, "delay", d)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
+		if err := sleep(ctx, d); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -282,8 +289,9 @@ func retryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
-// retryableError: connection resets, unexpected EOFs, broken pipes, timeouts
-// of the connection (not of the caller's context).
+// retryableError: refused connections (a registry restarting), connection
+// resets, unexpected EOFs, broken pipes, timeouts of the connection (not of
+// the caller's context).
 func retryableError(ctx context.Context, err error) bool {
 	if ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
@@ -292,7 +300,7 @@ func retryableError(ctx context.Context, err error) bool {
 	if errors.As(err, &ie) {
 		return false
 	}
-	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
 		return true
 	}
@@ -301,7 +309,7 @@ func retryableError(ctx context.Context, err error) bool {
 		return true
 	}
 	msg := err.Error()
-	for _, s := range []string{"connection reset", "broken pipe", "server closed idle connection", "transport connection broken", "GOAWAY", "REFUSED_STREAM"} {
+	for _, s := range []string{"connection refused", "connection reset", "broken pipe", "server closed idle connection", "transport connection broken", "GOAWAY", "REFUSED_STREAM"} {
 		if strings.Contains(msg, s) {
 			return true
 		}
@@ -311,6 +319,8 @@ func retryableError(ctx context.Context, err error) bool {
 
 func describeNetError(err error) string {
 	switch {
+	case errors.Is(err, syscall.ECONNREFUSED) || strings.Contains(err.Error(), "connection refused"):
+		return "a refused connection"
 	case errors.Is(err, syscall.ECONNRESET) || strings.Contains(err.Error(), "connection reset"):
 		return "a connection reset"
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
@@ -323,6 +333,89 @@ func describeNetError(err error) string {
 		return "a timeout"
 	}
 	return "a connection error"
+}
+
+// maxErrorBody bounds the part of an error response's body that reaches
+// an error message.
+const maxErrorBody = 16 << 10
+
+// filterErrorBody replaces the body of an error response (which
+// go-containerregistry copies into its errors) with its first maxErrorBody
+// bytes, redacted (ci.Redact, with the credentials this client sent): a
+// server that echoes the request's Authorization header gets nothing
+// secret into an error or a log.
+func filterErrorBody(resp *http.Response, sent []string) {
+	if resp.Body == nil || resp.Body == http.NoBody {
+		return
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+1))
+	resp.Body.Close()
+	text := string(b)
+	if len(b) > maxErrorBody {
+		text = strings.ToValidUTF8(text[:maxErrorBody], "") + " [… cut]"
+	}
+	text = ci.Redact(text, sent...)
+	resp.Body = io.NopCloser(strings.NewReader(text))
+	resp.ContentLength = int64(len(text))
+	resp.Header.Del("Content-Length")
+}
+
+// noteCredentials remembers the credential of an Authorization header
+// this client sends (a password, a token from a credential helper or a
+// token server) and hands it to Options.Mask: from then on the platform
+// layer masks it by value, and error bodies are filtered of it.
+func (c *Client) noteCredentials(header string) {
+	if header == "" {
+		return
+	}
+	c.mu.Lock()
+	if c.sent[header] {
+		c.mu.Unlock()
+		return
+	}
+	c.sent[header] = true
+	scheme, cred, _ := strings.Cut(strings.TrimSpace(header), " ")
+	cred = strings.TrimSpace(cred)
+	// Masked: the credential as sent (a base64 pair, a token) and a Basic
+	// password; the longer forms that contain them are filtered only.
+	values, masked := []string{header}, []string{cred}
+	if strings.EqualFold(scheme, "basic") {
+		if b, err := base64.StdEncoding.DecodeString(cred); err == nil {
+			if _, pass, ok := strings.Cut(string(b), ":"); ok {
+				values = append(values, string(b))
+				masked = append(masked, pass)
+			}
+		}
+	}
+	var fresh []string
+	for _, v := range append(values, masked...) {
+		if len(v) < minSecret || slices.Contains(c.secrets, v) {
+			continue
+		}
+		c.secrets = append(c.secrets, v)
+		if slices.Contains(masked, v) {
+			fresh = append(fresh, v)
+		}
+	}
+	// Longest first: a password inside "user:password" must not be
+	// replaced before the pair is.
+	slices.SortFunc(c.secrets, func(a, b string) int { return len(b) - len(a) })
+	c.mu.Unlock()
+	if c.opts.Mask != nil {
+		for _, v := range fresh {
+			c.opts.Mask(v)
+		}
+	}
+}
+
+// minSecret is the shortest credential value masked by value.
+const minSecret = 4
+
+// sentCredentials are the credential values this client has sent.
+func (c *Client) sentCredentials() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.secrets)
 }
 
 // redactURL drops the query (upload URLs carry state tokens) and userinfo.

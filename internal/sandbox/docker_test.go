@@ -45,6 +45,7 @@ func TestChrootInUnprivilegedContainer(t *testing.T) {
 		require.NoError(t, err)
 	}
 	add(&tar.Header{Name: "runner", Mode: 0o755, Typeflag: tar.TypeReg}, filepath.Join(bin, "runner"))
+	add(&tar.Header{Name: "outside/", Mode: 0o777, Typeflag: tar.TypeDir}, "")
 	add(&tar.Header{Name: "stage/", Mode: 0o755, Typeflag: tar.TypeDir}, "")
 	add(&tar.Header{Name: "stage/usr/bin/", Mode: 0o755, Typeflag: tar.TypeDir}, "")
 	add(&tar.Header{Name: "stage/usr/bin/helper", Mode: 0o755, Typeflag: tar.TypeReg}, filepath.Join(bin, "helper"))
@@ -77,6 +78,25 @@ func TestChrootInUnprivilegedContainer(t *testing.T) {
 	require.Contains(t, got, "error: not permitted here: isolation chroot: chroot was refused")
 	require.Contains(t, got, "it needs CAP_SYS_CHROOT")
 	require.Contains(t, got, "namespaces were refused too")
+
+	// Namespaces permitted but /proc masked by Docker: a user namespace
+	// may not mount a fresh /proc over masked entries, so the sandbox
+	// does without one there (the container is the outer boundary).
+	got = run("auto", "--security-opt", "seccomp=unconfined", "--cap-add", "SYS_ADMIN")
+	require.Contains(t, got, "isolation=namespaces")
+	require.Contains(t, got, "pid=1 ", "the command is the first process of its own PID namespace")
+	require.NotContains(t, got, "error:")
+
+	// The escape list in both containers: blocked, nothing in /outside
+	// (the runner lists it after the RUN).
+	for _, opts := range [][]string{nil, {"--security-opt", "seccomp=unconfined", "--cap-add", "SYS_ADMIN"}} {
+		got = "\n" + run("auto", append([]string{"-e", "ESCAPE=1"}, opts...)...)
+		t.Logf("escape list in a container %v:\n%s", opts, got)
+		for _, a := range escapeAttempts {
+			require.Contains(t, got, "\n"+a+": blocked", "%s got through in a container %v:\n%s", a, opts, got)
+		}
+		require.Contains(t, got, "outside: []")
+	}
 
 	got = run("namespaces")
 	require.Contains(t, got, "error: not permitted here: isolation namespaces")

@@ -53,7 +53,9 @@ func TestRunSnapshotApply(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	var out bytes.Buffer
-	_, err = Run(ctx, Command{Root: s.Dir(), Args: []string{"helper", "churn"}, Stdout: &out, Stderr: &out}, Auto)
+	self, err := os.Executable()
+	require.NoError(t, err)
+	_, err = Run(ctx, Command{Root: s.Dir(), Args: []string{"helper", "churn"}, Init: self, Stdout: &out, Stderr: &out}, Auto)
 	require.NoError(t, err, out.String())
 
 	var layer bytes.Buffer

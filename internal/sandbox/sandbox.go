@@ -1,18 +1,32 @@
 // Package sandbox runs a command inside a stage's root filesystem, never
-// on the host's: in new mount, PID, IPC and UTS namespaces (and a user
-// namespace when not root; a network namespace for network "none") when
-// the kernel and the seccomp profile allow it, else chrooted only (the
-// situation inside a container under Docker's default seccomp profile,
-// where unshare and mount are refused but chroot is not).
+// on the host's, as a container would.
 //
-// With Command.Init (a binary whose main calls Init first, normally the
-// running hoist), namespaces also give the command a fresh /proc, a /dev
-// of the usual nodes, a read-only /sys and the host's /etc/resolv.conf and
-// /etc/hosts, mounted in the sandbox's mount namespace only. Chrooted, a
-// command gets the usual /dev nodes (made with mknod where permitted and
-// removed after it) but no /proc. Mount points
-// the root lacked are created for the command and removed after it. /tmp
-// is the stage's own directory, as in docker build.
+// Isolation namespaces (with Command.Init, a binary whose main calls Init
+// first, normally the running hoist): new user, mount, PID, IPC and UTS
+// namespaces (and network for network "none"); as root the user
+// namespace maps every id of the process onto itself, so the stage's
+// owners stay as they are and the capabilities the command keeps count
+// inside it only. The init step mounts a fresh /proc, a /dev of the usual
+// nodes, a read-only /sys and the host's /etc/resolv.conf and /etc/hosts,
+// enters the root with pivot_root and detaches the host's, masks and
+// write-protects Docker's default paths (/proc/kcore, /proc/sys,
+// /sys/firmware…), bounds the capabilities to Docker's default set, sets
+// no_new_privs and loads Docker's default seccomp profile, then executes
+// the command. See runc's libcontainer (rootfs_linux.go, init_linux.go),
+// which it follows.
+//
+// Isolation chroot (the situation inside a container under Docker's
+// default seccomp profile, where unshare and mount are refused but chroot
+// is not): the init step chroots, drops CAP_SYS_CHROOT and CAP_MKNOD as
+// well, sets no_new_privs and loads the same filter; the command gets
+// the usual /dev nodes (made with mknod, or bound, where permitted, and
+// removed after it) and no /proc. Its trust boundary is the container
+// the job runs in.
+//
+// Conceal and Rootless prepare the process that runs commands: its
+// credentials out of /proc, and a user namespace of its own when it is
+// not root. Mount points the root lacked are created for the command and
+// removed after it. /tmp is the stage's own directory, as in docker build.
 package sandbox
 
 import (
@@ -95,7 +109,16 @@ type Command struct {
 	// command a fresh /proc, a minimal /dev, a read-only /sys and the
 	// host's /etc/resolv.conf and /etc/hosts; without it, none of them.
 	Init string
+	// Pipes are files the command finds at /dev/pipes/<name>, executable
+	// and read-only, as BuildKit mounts a RUN's heredoc scripts there;
+	// they are never part of the root's content (a tmpfs under
+	// namespaces; made and removed around the command under chroot, the
+	// directories' times put back).
+	Pipes map[string][]byte
 }
+
+// PipesDir is where Command.Pipes appear.
+const PipesDir = "/dev/pipes"
 
 // ErrNotPermitted wraps the refusal of an isolation by the host.
 var ErrNotPermitted = errors.New("not permitted here")
@@ -116,14 +139,16 @@ func (e *ExitError) Error() string {
 }
 
 // Run runs c isolated as iso asks (Auto: namespaces, else chroot) and
-// returns the isolation used.
+// returns the isolation used. Chroot needs root (CAP_SYS_CHROOT): a
+// process that is not root gets the namespaces' refusal, which names the
+// kernel setting that forbids them.
 func Run(ctx context.Context, c Command, iso Isolation) (Isolation, error) {
 	switch iso {
 	case Namespaces, Chroot:
 		return iso, run(ctx, c, iso)
 	case Auto, "":
 		err := run(ctx, c, Namespaces)
-		if errors.Is(err, ErrNotPermitted) {
+		if errors.Is(err, ErrNotPermitted) && os.Geteuid() == 0 {
 			if cerr := run(ctx, c, Chroot); cerr != nil {
 				return Chroot, fmt.Errorf("%w (namespaces were refused too: %v)", cerr, err)
 			}
@@ -135,8 +160,50 @@ func Run(ctx context.Context, c Command, iso Isolation) (Isolation, error) {
 }
 
 func run(ctx context.Context, c Command, iso Isolation) error {
+	err := runIn(ctx, c, iso, true)
+	var ie *initError
+	if iso == Namespaces && errors.As(err, &ie) && ie.procMasked && os.Geteuid() == 0 && !inUserNamespace() {
+		// Root of a container whose /proc Docker masked (run with
+		// SYS_ADMIN and seccomp unconfined, not privileged): a user
+		// namespace may not mount a fresh /proc over masked entries.
+		// The container is the outer boundary; inside it the command
+		// still gets pivot_root, the masked paths, the bounded
+		// capabilities (less CAP_MKNOD), no_new_privs and seccomp.
+		return runIn(ctx, c, iso, false)
+	}
+	return err
+}
+
+// initError is the sandbox's init step failing before the command ran.
+type initError struct {
+	iso        Isolation
+	msg        string
+	procMasked bool // a fresh /proc was refused (mount_too_revealing)
+}
+
+func (e *initError) Error() string {
+	return fmt.Sprintf("%v: isolation %s: setting up the sandbox failed: %s", ErrNotPermitted, e.iso, e.msg)
+}
+
+func (e *initError) Unwrap() error { return ErrNotPermitted }
+
+// inUserNamespace tells whether the process runs in a user namespace
+// other than the host's.
+func inUserNamespace() bool {
+	data, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	return strings.Join(strings.Fields(string(data)), " ") != "0 0 4294967295"
+}
+
+// runIn runs c once; userNS false leaves out the user namespace.
+func runIn(ctx context.Context, c Command, iso Isolation, userNS bool) error {
 	if len(c.Args) == 0 {
 		return errors.New("no command to run")
+	}
+	if iso == Namespaces && c.Init == "" {
+		return errors.New("isolation namespaces needs an init binary (Command.Init: a program whose main calls sandbox.Init first)")
 	}
 	root, err := filepath.Abs(c.Root)
 	if err != nil {
@@ -178,29 +245,31 @@ func run(ctx context.Context, c Command, iso Isolation) error {
 	cmd.WaitDelay = 5 * time.Second
 	if iso == Namespaces {
 		attr := cmd.SysProcAttr
+		// A user namespace always: as root it maps the ids this process
+		// has onto themselves (the stage's owners stay as they are), and
+		// the capabilities the command keeps count inside it only.
 		attr.Cloneflags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS
 		if c.Network == NetworkNone {
 			attr.Cloneflags |= unix.CLONE_NEWNET
 		}
-		if euid := os.Geteuid(); euid != 0 {
-			// Rootless: the caller becomes root of a user namespace that
-			// maps only itself.
-			if c.UID != 0 || c.GID != 0 || len(c.Groups) > 0 {
-				return fmt.Errorf("%w: running as uid %d gid %d needs root (or newuidmap) when hoist itself is not root", ErrNotPermitted, c.UID, c.GID)
+		if userNS {
+			maps, err := userMaps(c)
+			if err != nil {
+				return err
 			}
 			attr.Cloneflags |= unix.CLONE_NEWUSER
-			attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: euid, Size: 1}}
-			attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
-			attr.GidMappingsEnableSetgroups = false
-			attr.Credential.NoSetGroups = true
+			attr.UidMappings, attr.GidMappings = maps.uids, maps.gids
+			attr.GidMappingsEnableSetgroups = maps.setgroups
 		}
+	} else if !effective(unix.CAP_SYS_CHROOT) {
+		return classify(Chroot, unix.EPERM)
 	} else if c.Network == NetworkNone {
 		return fmt.Errorf("%w: network none needs a network namespace, and isolation chroot has none: use isolation namespaces where it is permitted, or drop --network=none", ErrNotPermitted)
 	}
 	var created *mountPoints
-	if iso == Namespaces && c.Init != "" {
+	if c.Init != "" {
 		var cleanup func()
-		created, cleanup, err = viaInit(cmd, c, root, argv0, dir)
+		created, cleanup, err = viaInit(cmd, c, iso, userNS, root, argv0, dir)
 		if err != nil {
 			created.remove()
 			return err
@@ -208,6 +277,10 @@ func run(ctx context.Context, c Command, iso Isolation) error {
 		defer cleanup()
 	} else if iso == Chroot {
 		if created, err = chrootDevices(root); err != nil {
+			created.remove()
+			return err
+		}
+		if err := created.pipes(root, c.Pipes); err != nil {
 			created.remove()
 			return err
 		}
@@ -232,7 +305,8 @@ func run(ctx context.Context, c Command, iso Isolation) error {
 		}
 		t := tail.String()
 		if code == initFailed && strings.Contains(t, "sandbox init: ") {
-			return fmt.Errorf("%w: isolation namespaces: setting up the sandbox failed: %s", ErrNotPermitted, t[strings.LastIndex(t, "sandbox init: "):])
+			msg := t[strings.LastIndex(t, "sandbox init: "):]
+			return &initError{iso: iso, msg: msg, procMasked: strings.Contains(msg, "mounting /proc: operation not permitted")}
 		}
 		return &ExitError{Args: c.Args, Code: code, Tail: t}
 	}
@@ -249,8 +323,13 @@ func classify(iso Isolation, err error) error {
 		return fmt.Errorf("starting the command (isolation %s): %w", iso, err)
 	}
 	if iso == Namespaces {
-		return fmt.Errorf("%w: isolation namespaces: creating mount/pid/ipc/uts (and user) namespaces was refused (%v): "+
-			"allow them (e.g. docker run --security-opt seccomp=unconfined, or sysctl user.max_user_namespaces>0), or use isolation chroot", ErrNotPermitted, err)
+		why := userNamespaceRefusal("/proc/sys")
+		if os.Geteuid() != 0 {
+			return fmt.Errorf("%w: isolation namespaces: build-push is not root, so RUN needs an unprivileged user namespace, and creating one was refused (%v)%s: "+
+				"allow unprivileged user namespaces, or run build-push as root (in a container, root is where isolation chroot works)", ErrNotPermitted, err, why)
+		}
+		return fmt.Errorf("%w: isolation namespaces: creating user/mount/pid/ipc/uts namespaces was refused (%v)%s: "+
+			"allow them (e.g. docker run --security-opt seccomp=unconfined, or sysctl user.max_user_namespaces>0), or use isolation chroot", ErrNotPermitted, err, why)
 	}
 	return fmt.Errorf("%w: isolation chroot: chroot was refused (%v): it needs CAP_SYS_CHROOT (root in a container keeps it by default; "+
 		"do not drop it with --cap-drop, or run build-push as root)", ErrNotPermitted, err)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+
+	"github.com/hoist-ci/hoist/internal/testrig"
 )
 
 // newRoot makes a merged-/usr root holding a static helper binary.
@@ -25,14 +27,35 @@ func newRoot(t *testing.T) string {
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "usr/bin"), 0o755))
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "work"), 0o755))
 	require.NoError(t, os.Symlink("usr/bin", filepath.Join(root, "bin")))
-	build := exec.Command("go", "build", "-o", filepath.Join(root, "usr/bin/helper"), "./testdata/helper")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	out, err := build.CombinedOutput()
-	require.NoError(t, err, string(out))
+	dst := filepath.Join(root, "usr/bin/helper")
+	if prebuilt := os.Getenv("HOIST_TEST_HELPER"); prebuilt != "" {
+		// Running as uid 65534 (no Go build cache): the parent built it.
+		data, err := os.ReadFile(prebuilt)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(dst, data, 0o755))
+		return root
+	}
+	buildHelper(t, dst)
 	return root
 }
 
+// buildHelper builds testdata/helper, statically, at dst.
+func buildHelper(t *testing.T, dst string) {
+	t.Helper()
+	build := exec.Command("go", "build", "-o", dst, "./testdata/helper")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, string(out))
+}
+
+// runOut runs c with the test binary as its init (TestMain calls Init).
 func runOut(t *testing.T, c Command, iso Isolation) (string, Isolation, error) {
+	t.Helper()
+	if c.Init == "" {
+		self, err := os.Executable()
+		require.NoError(t, err)
+		c.Init = self
+	}
 	var out bytes.Buffer
 	c.Stdout, c.Stderr = &out, &out
 	used, err := Run(context.Background(), c, iso)
@@ -50,7 +73,7 @@ func TestIsolations(t *testing.T) {
 			if iso == Chroot {
 				require.Contains(t, out, "root=[bin dev usr work]", "the command sees the stage's root (and the /dev made for it), not the host's")
 			} else {
-				require.Contains(t, out, "root=[bin usr work]", "the command sees the stage's root, not the host's")
+				require.Contains(t, out, "root=[bin dev proc sys usr work]", "the command sees the stage's root (and its mount points), not the host's")
 			}
 			require.Contains(t, out, "env=hi")
 			switch iso {
@@ -104,7 +127,9 @@ func TestCancel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := Run(ctx, Command{Root: root, Args: []string{"helper", "sleep"}}, Auto)
+	self, err := os.Executable()
+	require.NoError(t, err)
+	_, err = Run(ctx, Command{Root: root, Args: []string{"helper", "sleep"}, Init: self}, Auto)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Less(t, time.Since(start), 10*time.Second)
 }
@@ -146,9 +171,17 @@ func TestParse(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
+	testrig.NobodyStep()
 	if handled, err := Init(); handled {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(initFailed)
+	}
+	// Run as uid 65534 by testrig.AsNobody: into a user namespace, as
+	// build-push does.
+	if mode := os.Getenv("HOIST_TEST_ROOTLESS"); mode != "" || Reexecuted() {
+		if code, done := Rootless(RootlessOptions{NoSubordinateIDs: os.Getenv("HOIST_TEST_ROOTLESS") == "single"}); done {
+			os.Exit(code)
+		}
 	}
 	os.Exit(m.Run())
 }
@@ -213,4 +246,30 @@ func TestInitRefusesSymlinkedMountPoint(t *testing.T) {
 	require.NoError(t, err)
 	_, _, err = runOut(t, Command{Root: root, Args: []string{"helper", "info"}, Init: self}, Namespaces)
 	require.ErrorContains(t, err, "the stage's /proc is or goes through a symlink")
+}
+
+// TestPipes: a command runs a file from /dev/pipes (a RUN's heredoc script,
+// as BuildKit mounts it) under both isolations; under chroot the files are
+// made in the root's /dev and removed after, the directory's times put back.
+func TestPipes(t *testing.T) {
+	root := newRoot(t)
+	helper, err := os.ReadFile(filepath.Join(root, "usr/bin/helper"))
+	require.NoError(t, err)
+	require.NoError(t, os.Mkdir(filepath.Join(root, "dev"), 0o755))
+	var before unix.Stat_t
+	require.NoError(t, unix.Lstat(filepath.Join(root, "dev"), &before))
+	for _, iso := range []Isolation{Chroot, Namespaces} {
+		t.Run(string(iso), func(t *testing.T) {
+			out, _, err := runOut(t, Command{Root: root, Args: []string{PipesDir + "/script", "info"}, Dir: "/work",
+				Pipes: map[string][]byte{"script": helper}, UID: 1000, GID: 1000}, iso)
+			require.NoError(t, err, out)
+			require.Contains(t, out, "uid=1000", "the script runs as the command's user")
+			entries, err := os.ReadDir(filepath.Join(root, "dev"))
+			require.NoError(t, err)
+			require.Empty(t, entries, "nothing of the pipes stays in the root")
+			var after unix.Stat_t
+			require.NoError(t, unix.Lstat(filepath.Join(root, "dev"), &after))
+			require.Equal(t, before.Mtim, after.Mtim, "/dev's modification time is as it was")
+		})
+	}
 }

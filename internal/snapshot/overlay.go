@@ -36,7 +36,9 @@ func mountOverlay(lower, upper, work, merged string, userXattr bool) error {
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,%s", lower, upper, work, overlayOptions)
 	if userXattr {
-		opts += ",userxattr"
+		// In a user namespace redirect_dir=off means "follow", which
+		// userxattr refuses; nofollow creates no redirect either.
+		opts = strings.Replace(opts, "redirect_dir=off", "redirect_dir=nofollow", 1) + ",userxattr"
 	}
 	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
 		hint := ""
@@ -71,7 +73,7 @@ func OverlayUsable(ctx context.Context, scratch string) error {
 			return fmt.Errorf("%w: %v", ErrOverlayUnavailable, err)
 		}
 	}
-	if err := mountOverlay(lower, upper, work, merged, false); err != nil {
+	if err := mountOverlay(lower, upper, work, merged, InUserNamespace()); err != nil {
 		return err
 	}
 	if err := unix.Unmount(merged, unix.MNT_DETACH); err != nil {
@@ -162,8 +164,19 @@ type OverlayMethod struct {
 	// rename; elsewhere it copies them. Empty: root's parent directory.
 	Scratch string
 	// UserXattr mounts with userxattr (overlay inside a user namespace),
-	// where overlay's own attributes are user.overlay.*.
+	// where overlay's own attributes are user.overlay.*. Implied when
+	// the process is in a user namespace (build-push run rootless).
 	UserXattr bool
+}
+
+// InUserNamespace tells whether the process runs in a user namespace
+// other than the host's (whose uid map is the whole range onto itself).
+func InUserNamespace() bool {
+	data, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	return strings.Join(strings.Fields(string(data)), " ") != "0 0 4294967295"
 }
 
 func (OverlayMethod) Name() string { return "overlay" }
@@ -202,7 +215,7 @@ func (m OverlayMethod) Begin(ctx context.Context, root string, exclude []string)
 	}
 	s := &overlaySession{
 		root: abs, dir: dir, upper: filepath.Join(dir, "upper"), work: filepath.Join(dir, "work"),
-		merged: filepath.Join(dir, "merged"), exclude: map[string]bool{}, userXattr: m.UserXattr,
+		merged: filepath.Join(dir, "merged"), exclude: map[string]bool{}, userXattr: m.UserXattr || InUserNamespace(),
 	}
 	for _, e := range exclude {
 		s.exclude[strings.Trim(path.Clean("/"+e), "/")] = true
@@ -227,7 +240,7 @@ func (m OverlayMethod) Begin(ctx context.Context, root string, exclude []string)
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, s.upper, []unix.Timespec{rst.Atim, rst.Mtim}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return fail(err)
 	}
-	if err := mountOverlay(abs, s.upper, s.work, s.merged, m.UserXattr); err != nil {
+	if err := mountOverlay(abs, s.upper, s.work, s.merged, s.userXattr); err != nil {
 		return fail(err)
 	}
 	s.mounted = true

@@ -10,8 +10,10 @@ func BuildPush() Tool {
 		Icon:        "package",
 		Color:       "blue",
 		Inputs: append([]Input{
-			{Name: "context", Type: String, Default: ".", Description: "Build context directory (`dir://DIR` is accepted as kaniko writes it). COPY and ADD never read outside it."},
-			{Name: "file", Type: String, Aliases: []string{"dockerfile"}, Description: "Path to the Dockerfile. Default: `<context>/Dockerfile`. `<file>.dockerignore` next to it wins over `<context>/.dockerignore`."},
+			{Name: "context", Type: String, Default: ".", Description: "Build context: a directory (`dir://DIR` as kaniko writes it), or a remote context in kaniko's spellings, fetched and unpacked first — a `.tar.gz` at `s3://bucket/key`, `gs://bucket/key`, `https://<account>.blob.core.windows.net/<container>/<key>` or another `https://` URL, `tar://path` or `tar://stdin`, or a git repository `git://host/org/repo.git#<ref>#<commit>` (see docs/build-push.md). COPY and ADD never read outside it."},
+			{Name: "context-sub-path", Type: String, Description: "kaniko's `--context-sub-path`: build from this directory inside the context (a remote one especially)."},
+			{Name: "context-max-size", Type: String, Default: "4GiB", Description: "Largest remote context accepted, unpacked (`512MiB`, `4GiB`): a bigger one is refused before it fills the disk."},
+			{Name: "file", Type: String, Aliases: []string{"dockerfile"}, Description: "Path to the Dockerfile. Default: `<context>/Dockerfile`. With a remote context, a relative path is inside it (after `context-sub-path`). `<file>.dockerignore` next to it wins over `<context>/.dockerignore`."},
 			{Name: "tags", Type: List, Aliases: []string{"destination"}, Description: "Full references to push (`registry/repo:tag`). Default: `image` with tags from Git: the short SHA, `latest` on the default branch, the git tag and its semver aliases on a tag, `pr-N`/`mr-N` on a pull/merge request."},
 			{Name: "image", Type: String, GitLabDefault: "$CI_REGISTRY_IMAGE", Description: "Repository the computed tags go to when `tags` is empty. Default: `$CI_REGISTRY_IMAGE` on GitLab, `ghcr.io/<owner>/<repo>` on GitHub."},
 			{Name: "build-args", Type: Lines, Aliases: []string{"build-arg"}, Description: "Build arguments, one `NAME=value` per line (or a repeated `--build-arg`). A `NAME` alone takes the value of the environment variable NAME."},

@@ -17,7 +17,7 @@ const (
 // component's own inputs.
 func MarkdownInputs(t Tool) string {
 	var b strings.Builder
-	b.WriteString("Every input has the same name on each surface: GitHub `with:`, GitLab `inputs:`, CLI `--name`.\n\n")
+	b.WriteString("Every input has the same name on each surface: GitHub `with:`, GitLab `inputs:`, Azure Pipelines `parameters:`, CLI `--name`.\n\n")
 	b.WriteString("| Input | Type | Default | Required | Description | CLI | Environment (GitHub / GitLab) |\n")
 	b.WriteString("|---|---|---|---|---|---|---|\n")
 	for _, in := range t.Inputs {
@@ -60,13 +60,14 @@ func MarkdownInputs(t Tool) string {
 // MarkdownOutputs renders the table of a tool's outputs.
 func MarkdownOutputs(t Tool) string {
 	var b strings.Builder
-	b.WriteString("| Output | GitHub | GitLab (dotenv) | Description |\n")
-	b.WriteString("|---|---|---|---|\n")
+	b.WriteString("| Output | GitHub | GitLab (dotenv) | Azure Pipelines | Description |\n")
+	b.WriteString("|---|---|---|---|---|\n")
 	for _, out := range t.Outputs {
 		b.WriteString(tableRow([]string{
 			codeSpan(out.Name),
 			codeSpan("steps.<id>.outputs." + out.Name),
 			codeSpan("$" + t.DotenvName(out.Name)),
+			codeSpan("$(" + AzureStepName(t) + "." + out.Name + ")"),
 			sentence(out.Description),
 		}))
 	}

@@ -55,7 +55,7 @@ func fakeTool() Tool {
 			{Name: "dry-run", Type: Boolean, Default: "false", Description: "Write nothing."},
 			{Name: "flag", Type: Boolean, Description: "Unset means: decide from the event."},
 			{Name: "retries", Type: Number, Default: "3", Description: "Attempts per request."},
-			{Name: "ratio", Type: Number, GitLabDefault: "0.5", Description: "A fraction."},
+			{Name: "ratio", Type: Number, GitLabDefault: "0.5", AzureDefault: "0.25", Description: "A fraction."},
 			{Name: "width", Type: Number, Description: "Unset means 7."},
 			{Name: "token", Type: String, Secret: true, GitLabDefault: "$CI_JOB_TOKEN", Description: "API token with `a|b` scope."},
 			{Name: "repo", Type: String, Default: "ghcr.io/x/y", GitLabDefault: "$CI_REGISTRY_IMAGE", Description: "Repository."},
@@ -74,7 +74,7 @@ func TestRenderGolden(t *testing.T) {
 	files, err := render(os.DirFS(filepath.Join(dir, "input")), []Tool{fakeTool()})
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{
-		"actions/fake-tool/action.yml", "templates/fake-tool.yml", "docs/fake-tool.md", "README.md",
+		"actions/fake-tool/action.yml", "templates/fake-tool.yml", "templates/azure/fake-tool.yml", "docs/fake-tool.md", "README.md",
 	}, keys(files))
 
 	expected := filepath.Join(dir, "expected")

@@ -2,8 +2,9 @@
 //
 // Everything a user sees about a tool's interface is generated from these
 // declarations: the GitHub action.yml files, the spec:inputs header of the
-// GitLab CI/CD components, the CLI flags and the README/docs tables. A test
-// fails when a generated file no longer matches.
+// GitLab CI/CD components, the Azure Pipelines step templates, the CLI flags
+// and the README/docs tables. A test fails when a generated file no longer
+// matches.
 package spec
 
 import (
@@ -42,6 +43,9 @@ type Input struct {
 	// GitLabDefault, when set, replaces Default in the GitLab component's
 	// spec:inputs (for example "$CI_REGISTRY_IMAGE", expanded by the runner).
 	GitLabDefault string
+	// AzureDefault, when set, replaces Default in the Azure Pipelines step
+	// template's parameters.
+	AzureDefault string
 	// Aliases are extra CLI flag names accepted for compatibility (kaniko's
 	// --destination for --tags, say). They are not GitHub or GitLab inputs.
 	Aliases []string
@@ -114,9 +118,12 @@ func (t Tool) Validate() error {
 	if t.Description == "" || t.Title == "" || t.Stage == "" {
 		return fmt.Errorf("tool %s: Title, Description and Stage are required", t.Name)
 	}
-	reserved := map[string]bool{}
+	reserved := map[string]string{}
 	for _, in := range ComponentInputs(t) {
-		reserved[in.Name] = true
+		reserved[in.Name] = "the GitLab component's own input"
+	}
+	for _, in := range AzureTemplateParameters(t) {
+		reserved[in.Name] = "the Azure Pipelines template's own parameter"
 	}
 	seen := map[string]bool{}
 	for _, in := range t.Inputs {
@@ -127,8 +134,8 @@ func (t Tool) Validate() error {
 			return fmt.Errorf("tool %s: input %q declared twice", t.Name, in.Name)
 		}
 		seen[in.Name] = true
-		if reserved[in.Name] {
-			return fmt.Errorf("tool %s: input %q collides with the GitLab component's own input of that name; rename it", t.Name, in.Name)
+		if what, ok := reserved[in.Name]; ok {
+			return fmt.Errorf("tool %s: input %q collides with %s of that name; rename it", t.Name, in.Name, what)
 		}
 		if err := in.validate(); err != nil {
 			return fmt.Errorf("tool %s: input %q: %w", t.Name, in.Name, err)
@@ -159,10 +166,10 @@ func (in Input) validate() error {
 	if in.Description == "" {
 		return fmt.Errorf("no description")
 	}
-	if in.Required && (in.Default != "" || in.GitLabDefault != "") {
+	if in.Required && (in.Default != "" || in.GitLabDefault != "" || in.AzureDefault != "") {
 		return fmt.Errorf("required and has a default")
 	}
-	for _, def := range []string{in.Default, in.GitLabDefault} {
+	for _, def := range []string{in.Default, in.GitLabDefault, in.AzureDefault} {
 		if def == "" {
 			continue
 		}
@@ -184,7 +191,7 @@ func (in Input) validate() error {
 		if !in.Required && in.Default == "" && in.GitLabDefault == "" {
 			return fmt.Errorf("an optional input with options needs a default: GitLab rejects an empty default that is not an option")
 		}
-		for _, def := range []string{in.Default, in.GitLabDefault} {
+		for _, def := range []string{in.Default, in.GitLabDefault, in.AzureDefault} {
 			if def != "" && !contains(in.Options, def) {
 				return fmt.Errorf("default %q is not one of %v", def, in.Options)
 			}

@@ -17,6 +17,7 @@ func TestValidateRejects(t *testing.T) {
 		{name: "input name", mutate: func(t *Tool) { t.Inputs[0].Name = "dry_run" }, want: "kebab-case"},
 		{name: "input twice", mutate: func(t *Tool) { t.Inputs[1].Name = t.Inputs[0].Name }, want: "declared twice"},
 		{name: "component input", mutate: func(t *Tool) { t.Inputs[0].Name = "job-image" }, want: "collides"},
+		{name: "azure parameter", mutate: func(t *Tool) { t.Inputs[0].Name = "hoist-image" }, want: "Azure Pipelines template"},
 		{name: "type", mutate: func(t *Tool) { t.Inputs[0].Type = "map" }, want: "unknown type"},
 		{name: "description", mutate: func(t *Tool) { t.Inputs[0].Description = "" }, want: "no description"},
 		{name: "required with default", mutate: func(t *Tool) { t.Inputs[0].GitLabDefault = "x" }, want: "required and has a default"},

@@ -94,6 +94,8 @@ type Reg struct {
 	done     chan struct{} // closed when the process has exited
 	waitErr  error         // the process's exit, set before done is closed
 	stopOnce sync.Once
+	bin      string // the registry command
+	config   string // its config file
 }
 
 // Auth returns basic credentials of the first user (sorted by name), or
@@ -199,17 +201,10 @@ func StartRegistry(ctx context.Context, dir string, opts RegistryOptions) (*Reg,
 		if err := os.WriteFile(cfg, []byte(registryConfig(host, reg.Dir, auth, opts.Quiet)), 0o600); err != nil {
 			return nil, fmt.Errorf("writing the registry config: %w", err)
 		}
-		cmd := exec.Command(bin, "serve", cfg)
-		cmd.Stdout, cmd.Stderr = logf, logf
-		cmd.Env = withoutPrefix(os.Environ(), "REGISTRY_")
-		if err := cmd.Start(); err != nil {
-			return nil, fmt.Errorf("starting %s: %w", bin, err)
+		reg.bin, reg.config = bin, cfg
+		if err := reg.launch(logf); err != nil {
+			return nil, err
 		}
-		reg.cmd, reg.done, reg.waitErr = cmd, make(chan struct{}), nil
-		go func(r *Reg, done chan struct{}) {
-			r.waitErr = cmd.Wait()
-			close(done)
-		}(reg, reg.done)
 		if lastErr = reg.waitReady(ctx, host); lastErr == nil {
 			reg.Host = host
 			return reg, nil
@@ -220,6 +215,56 @@ func StartRegistry(ctx context.Context, dir string, opts RegistryOptions) (*Reg,
 		lastErr = ctx.Err()
 	}
 	return nil, fmt.Errorf("docker-registry did not start after %d tries: %w\nlog (%s), last lines:\n%s", tries, lastErr, reg.Log, tail(reg.Log, logTailLines))
+}
+
+// launch starts the registry process with its config, logging to logf.
+func (r *Reg) launch(logf *os.File) error {
+	cmd := exec.Command(r.bin, "serve", r.config)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = withoutPrefix(os.Environ(), "REGISTRY_")
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", r.bin, err)
+	}
+	done := make(chan struct{})
+	r.cmd, r.done, r.waitErr = cmd, done, nil
+	go func() {
+		r.waitErr = cmd.Wait()
+		close(done)
+	}()
+	return nil
+}
+
+// Kill ends the registry at once (SIGKILL), as a crash would: uploads in
+// flight are cut, connections refused until Restart.
+func (r *Reg) Kill() {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	_ = r.cmd.Process.Kill()
+	<-r.done
+}
+
+// Restart starts the registry again after Kill, on the same address, with
+// the same storage and config.
+func (r *Reg) Restart(ctx context.Context) error {
+	select {
+	case <-r.done:
+	default:
+		return errors.New("restarting docker-registry: it is still running (Kill it first)")
+	}
+	logf, err := os.OpenFile(r.Log, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return fmt.Errorf("opening the registry log: %w", err)
+	}
+	defer logf.Close()
+	if err := r.launch(logf); err != nil {
+		return err
+	}
+	if err := r.waitReady(ctx, r.Host); err != nil {
+		r.stop()
+		return fmt.Errorf("restarting docker-registry on %s: %w\nlog (%s), last lines:\n%s", r.Host, err, r.Log, tail(r.Log, logTailLines))
+	}
+	return nil
 }
 
 // Stop ends the registry: SIGTERM, then SIGKILL after 5 s. It may be called

@@ -6,6 +6,9 @@
 #               debootstrap (the Debian base image of the RUN corpus and bench)
 #               buildah skopeo (bench peers) time (GNU time: peak RSS in bench)
 #               qemu-user-static binfmt-support (foreign-platform RUN)
+#               uidmap (newuidmap/newgidmap: rootless RUN with subordinate ids)
+#   subids:     nobody (uid 65534, the rootless tests' user) gets 65536 subordinate
+#               uids and gids in /etc/subuid and /etc/subgid
 #               (and nodejs npm where npm is missing)
 #   binfmt:     binfmt_misc mounted; qemu-aarch64 and qemu-arm registered with the F (fix binary)
 #               flag, so a foreign RUN works inside a chroot or a container too
@@ -46,6 +49,8 @@ APT_PACKAGES=(
   "qemu-user-static:pkg:qemu-user-static"
   "binfmt-support:pkg:binfmt-support"
   "time:file:/usr/bin/time"
+  "curl:cmd:curl"
+  "uidmap:cmd:newuidmap"
 )
 GITLAB_CI_LOCAL_VERSION=4.70.1
 AZURITE_VERSION=3.35.0
@@ -117,6 +122,18 @@ handler_enabled() { [ "$(head -n1 "$binfmt/$1" 2>/dev/null || true)" = enabled ]
   [[ "$(handler_flags "$h")" == *F* ]] \
     || die "$h is registered with flags '$(handler_flags "$h")', want F (qemu-user-static's /usr/share/binfmts/$h needs fix_binary yes)"
   installed+=("binfmt: $h (flags $(handler_flags "$h"))")
+done
+
+# --- subordinate ids for nobody (rootless RUN tests) ------------------------------
+# A range far above useradd's defaults (100000…), so no real user shares it.
+SUBID_START=1879048192
+for f in /etc/subuid /etc/subgid; do
+  if ! grep -qE '^(nobody|65534):' "$f" 2>/dev/null; then
+    [ "$(id -u)" = 0 ] || die "nobody has no subordinate ids in $f; as root: echo nobody:$SUBID_START:65536 >> $f"
+    echo "install.sh: nobody:$SUBID_START:65536 >> $f"
+    echo "nobody:$SUBID_START:65536" >>"$f" || die "writing $f failed"
+    installed+=("subordinate ids for nobody in $f")
+  fi
 done
 
 # --- gitlab-ci-local (npm, project-local) --------------------------------------

@@ -60,6 +60,8 @@ func main() {
 		fmt.Printf("resolv=%d %v\n", len(resolv), err)
 	case "sleep":
 		time.Sleep(time.Minute)
+	case "escape":
+		escape(os.Args[2], os.Args[3:])
 	case "net":
 		ifs, err := net.Interfaces()
 		if err != nil {
