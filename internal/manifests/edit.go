@@ -441,6 +441,8 @@ func (p *planner) document(d *yaml.Node) {
 				p.fullRef(val(c, "image"), list+".image")
 			}
 		}
+	case kind == "OCIRepository" && strings.HasPrefix(api, "source.toolkit.fluxcd.io"):
+		p.ociRepository(root)
 	case kind == "HelmRelease" && strings.Contains(api, "fluxcd.io"):
 		if v := walk(root, "spec", "values"); v != nil {
 			p.values(v)

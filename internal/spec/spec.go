@@ -233,5 +233,5 @@ func contains(list []string, s string) bool {
 
 // Tools returns every tool's declaration, in the order the docs list them.
 func Tools() []Tool {
-	return []Tool{BuildPush(), Retag(), Gate(), Bump()}
+	return []Tool{BuildPush(), Retag(), Gate(), Bump(), Publish()}
 }

@@ -15,6 +15,8 @@
 #   npm:        gitlab-ci-local@4.70.1            → .cache/tools/bin/gitlab-ci-local
 #               azurite@3.35.0 (Azure Storage emulator; 3.36+ needs Node 21)
 #                                                 → .cache/tools/bin/azurite-blob
+#               s3rver@3.7.1 (an S3-protocol server: publish's bucket tests)
+#                                                 → .cache/tools/bin/s3rver
 #   go install: act@v0.2.89, crane@v0.22.1        → .cache/tools/bin
 #   go build:   buildkitd, buildctl at go.mod's moby/buildkit version → .cache/tools/bin
 set -euo pipefail
@@ -52,6 +54,7 @@ APT_PACKAGES=(
 )
 GITLAB_CI_LOCAL_VERSION=4.70.1
 AZURITE_VERSION=3.35.0
+S3RVER_VERSION=3.7.1
 ACT_VERSION=v0.2.89
 CRANE_VERSION=v0.22.1
 
@@ -164,6 +167,21 @@ if [ "$(azurite_version)" != "$AZURITE_VERSION" ]; then
   installed+=("npm: azurite@$AZURITE_VERSION")
 fi
 ln -sfn ../azurite/node_modules/.bin/azurite-blob "$bin/azurite-blob"
+
+# --- s3rver (npm, project-local): an S3-protocol server for publish's bucket tests
+s3rver_dir="$tools/s3rver"
+s3rver_version() { node -p "require('$s3rver_dir/node_modules/s3rver/package.json').version" 2>/dev/null || true; }
+if [ "$(s3rver_version)" != "$S3RVER_VERSION" ]; then
+  echo "install.sh: npm install s3rver@$S3RVER_VERSION"
+  mkdir -p "$s3rver_dir"
+  npm install --prefix "$s3rver_dir" --no-audit --no-fund --loglevel=error \
+    "s3rver@$S3RVER_VERSION" >/dev/null \
+    || die "npm install s3rver@$S3RVER_VERSION failed"
+  [ "$(s3rver_version)" = "$S3RVER_VERSION" ] \
+    || die "s3rver reports version '$(s3rver_version)', want $S3RVER_VERSION"
+  installed+=("npm: s3rver@$S3RVER_VERSION")
+fi
+ln -sfn ../s3rver/node_modules/.bin/s3rver "$bin/s3rver"
 
 # --- go install ------------------------------------------------------------------
 command -v go >/dev/null 2>&1 || die "go is not on PATH (Go is expected at /usr/local/go/bin)"

@@ -1,0 +1,69 @@
+package helmrender
+
+import (
+	"context"
+	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/expected")
+
+// TestRenderAsHelmTemplate renders testdata/chart as `helm template shop
+// testdata/chart -n shop --include-crds --skip-tests --set
+// image.tag=1.4.3,redis.enabled=true --output-dir` lays it out: CRDs,
+// the enabled subchart, the hook in its file, no test hook, no NOTES.txt.
+func TestRenderAsHelmTemplate(t *testing.T) {
+	out := t.TempDir()
+	err := Render(context.Background(), Request{
+		Chart: "testdata/chart", Out: out, Release: "shop", Namespace: "shop",
+		Values: map[string]any{"image": map[string]any{"tag": "1.4.3"}, "redis": map[string]any{"enabled": true}},
+	})
+	require.NoError(t, err)
+	got := readTree(t, out)
+	if *update {
+		require.NoError(t, os.RemoveAll("testdata/expected"))
+		for p, c := range got {
+			full := filepath.Join("testdata/expected", p)
+			require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
+			require.NoError(t, os.WriteFile(full, []byte(c), 0o644))
+		}
+	}
+	require.Equal(t, readTree(t, "testdata/expected"), got)
+}
+
+func TestRenderErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		values map[string]any
+		chart  string
+		want   string
+	}{
+		{name: "schema", chart: "testdata/chart", values: map[string]any{"replicas": 0}, want: "replicas"},
+		{name: "no chart", chart: "testdata/nowhere", want: "loading the chart"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Render(context.Background(), Request{Chart: tt.chart, Out: t.TempDir(), Release: "x", Namespace: "default", Values: tt.values})
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
+
+func readTree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	require.NoError(t, filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(dir, p)
+		out[filepath.ToSlash(rel)] = string(b)
+		return err
+	}))
+	return out
+}
