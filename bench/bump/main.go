@@ -22,6 +22,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/hoist-ci/hoist/internal/redact"
 )
 
 const (
@@ -163,7 +165,7 @@ func run(ctx context.Context, args []string) error {
 			return fmt.Errorf("yq: %w", err)
 		}
 		if r == 0 {
-			notes = append(notes, fmt.Sprintf("yq (%s): every value set; %d of %d files lost their comments or blank lines (yq rewrites the whole document).", firstLine(yver), lost, 2*c.n))
+			notes = append(notes, fmt.Sprintf("yq (%s): every value set; %d of %d files lost their comments or blank lines (yq rewrites the whole document).", redact.FirstLine(yver), lost, 2*c.n))
 		}
 		if r > 0 {
 			samples = append(samples, s)
@@ -194,7 +196,7 @@ func renderReport(c config, kver, yver string, dry, commit, kus, yq time.Duratio
 	var b strings.Builder
 	b.WriteString("## bump\n\n<!-- Written by `go run ./bench/bump --write`; change the program, not this section. -->\n\n")
 	fmt.Fprintf(&b, "One image (`%s`, %s → %s) bumped across a generated tree of %d kustomizations (`apps/app-NNNN/kustomization.yaml`, commented) and %d commented Deployments (`deploy/deploy-NNNN.yaml`, two containers, one of them another image). Each tool starts from a fresh copy; every result is checked (a wrong edit fails the run). Median of %d rounds after a warm-up round.\n\n", image, oldTag, newTag, c.n, c.n, c.rounds)
-	fmt.Fprintf(&b, "| | |\n|---|---|\n| date | %s |\n| machine | %d CPUs, %s/%s |\n| kustomize | %s |\n| yq | %s (/usr/bin/yq: kislyuk's jq wrapper, not mikefarah's) |\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, firstLine(kver), firstLine(yver))
+	fmt.Fprintf(&b, "| | |\n|---|---|\n| date | %s |\n| machine | %d CPUs, %s/%s |\n| kustomize | %s |\n| yq | %s (/usr/bin/yq: kislyuk's jq wrapper, not mikefarah's) |\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, redact.FirstLine(kver), redact.FirstLine(yver))
 	b.WriteString("| tool | what it does | processes | median | ÷ hoist edit | ÷ hoist edit + landing |\n|---|---|---:|---:|---:|---:|\n")
 	fmt.Fprintf(&b, "| hoist `bump --mode dry-run` | edits all %d files in the checkout: plan, verify by re-parsing, print the diff | 1 | %s | 1 | |\n", 2*c.n, ms(dry))
 	fmt.Fprintf(&b, "| hoist `bump` (commit) | shallow clone of a local bare repository, edit all %d files, verify, commit, push | 1 | %s | | 1 |\n", 2*c.n, ms(commit))
@@ -233,14 +235,6 @@ func writeSection(path, section string) error {
 		s = s[:start+1] + section + rest
 	}
 	return os.WriteFile(path, []byte(s), 0o644)
-}
-
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }
 
 func tail(s string) string {

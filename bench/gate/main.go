@@ -181,13 +181,6 @@ func verdict(ok bool) string {
 	return "NOT met"
 }
 
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
-}
-
 func fileSize(p string) (int64, error) {
 	fi, err := os.Stat(p)
 	if err != nil {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/hoist-ci/hoist/internal/gitops"
 	"github.com/hoist-ci/hoist/internal/manifests"
+	"github.com/hoist-ci/hoist/internal/redact"
 )
 
 // Modes.
@@ -502,7 +503,7 @@ func (o Options) auth(url string) (transport.AuthMethod, error) {
 	case o.Token != "" && isHTTP:
 		return &githttp.BasicAuth{Username: firstNonEmpty(o.Username, "x-access-token"), Password: o.Token}, nil
 	case o.Token != "":
-		return nil, fmt.Errorf("token is given but repository %s is not an https URL: use an https URL with a token, or ssh-key for ssh", gitops.Redact(url))
+		return nil, fmt.Errorf("token is given but repository %s is not an https URL: use an https URL with a token, or ssh-key for ssh", redact.URL(url))
 	case o.SSHKey != "":
 		keys, err := gitssh.NewPublicKeys(firstNonEmpty(o.Username, "git"), []byte(o.SSHKey), "")
 		if err != nil {

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hoist-ci/hoist/internal/redact"
 )
 
 // Azure Blob Storage: Get Blob over the REST API with the credential the
@@ -124,7 +126,7 @@ func openAzureBlob(ctx context.Context, src Source, o Options) (io.ReadCloser, e
 		return nil, err
 	}
 	o.Log.Debug("reading the Azure blob", "account", ref.account, "credential", how)
-	what := redactURL(src.Raw)
+	what := redact.URL(src.Raw)
 	return openObject(ctx, o.HTTP, what, func(ctx context.Context, offset int64, etag string) (*http.Request, error) {
 		u := *ref.u
 		if auth.sas != "" {
@@ -297,7 +299,7 @@ func readToken(client *http.Client, req *http.Request, from string) (string, tim
 	}
 	_ = json.Unmarshal(body, &t)
 	if resp.StatusCode != http.StatusOK || t.AccessToken == "" {
-		why := strings.TrimSpace(t.Error + " " + firstLine(t.Description))
+		why := strings.TrimSpace(t.Error + " " + redact.FirstLine(t.Description))
 		if why == "" {
 			why = resp.Status
 		}
@@ -316,11 +318,6 @@ func readToken(client *http.Client, req *http.Request, from string) (string, tim
 		}
 	}
 	return t.AccessToken, time.Now().Add(time.Duration(secs) * time.Second), nil
-}
-
-func firstLine(s string) string {
-	l, _, _ := strings.Cut(s, "\n")
-	return strings.TrimSpace(l)
 }
 
 func mergeQuery(a, b string) string {
@@ -393,7 +390,7 @@ func azureFailure(resp *http.Response, what, how string) error {
 	code := firstNonEmptyString(e.Code, resp.Header.Get("x-ms-error-code"))
 	msg := fmt.Sprintf("GET %s: HTTP %s", what, resp.Status)
 	if code != "" {
-		msg = fmt.Sprintf("GET %s: %s: %s (HTTP %d)", what, code, firstLine(e.Message), resp.StatusCode)
+		msg = fmt.Sprintf("GET %s: %s: %s (HTTP %d)", what, code, redact.FirstLine(e.Message), resp.StatusCode)
 	}
 	switch resp.StatusCode {
 	case http.StatusNotFound:

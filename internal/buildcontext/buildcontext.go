@@ -41,6 +41,7 @@ import (
 	"github.com/klauspost/pgzip"
 
 	"github.com/hoist-ci/hoist/internal/extract"
+	"github.com/hoist-ci/hoist/internal/redact"
 )
 
 // DefaultMaxSize is the unpacked size a remote context may reach when
@@ -139,7 +140,7 @@ func Parse(spec string, getenv func(string) string) (Source, error) {
 		case underConnectionEndpoint(spec, getenv):
 			src.Kind = KindAzure
 		case strings.EqualFold(scheme, "http"):
-			return Source{}, fmt.Errorf("context %q: plain http is refused: use https://", redactURL(spec))
+			return Source{}, fmt.Errorf("context %q: plain http is refused: use https://", redact.URL(spec))
 		default:
 			src.Kind = KindHTTPS
 			for _, s := range azureBlobSuffixes {
@@ -149,7 +150,7 @@ func Parse(spec string, getenv func(string) string) (Source, error) {
 			}
 		}
 	default:
-		return Source{}, fmt.Errorf("context %q: unknown prefix %s://: use a directory, dir://, tar://, s3://, gs://, https:// (Azure Blob Storage or another server) or git://", redactURL(spec), scheme)
+		return Source{}, fmt.Errorf("context %q: unknown prefix %s://: use a directory, dir://, tar://, s3://, gs://, https:// (Azure Blob Storage or another server) or git://", redact.URL(spec), scheme)
 	}
 	if src.Kind != KindLocal && src.Kind != KindTar && strings.TrimSpace(rest) == "" {
 		return Source{}, fmt.Errorf("context %q names nothing after %s://", spec, scheme)
@@ -202,7 +203,7 @@ func Fetch(ctx context.Context, spec string, o Options) (*Context, error) {
 		_ = c.Close()
 		return nil, fmt.Errorf("fetching the context: %w", err)
 	}
-	shown := redactURL(spec)
+	shown := redact.URL(spec)
 	o.Log.Info("fetching the build context", "context", shown)
 	switch src.Kind {
 	case KindGit:

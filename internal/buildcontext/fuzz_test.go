@@ -4,6 +4,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/hoist-ci/hoist/internal/redact"
 )
 
 // FuzzParse: any context string parses or fails without panicking, a
@@ -27,13 +29,13 @@ func FuzzParse(f *testing.F) {
 		if (src.Kind != KindLocal) != IsRemote(s) {
 			t.Fatalf("%q: kind %s but IsRemote %v", s, src.Kind, IsRemote(s))
 		}
-		shown := redactURL(s)
+		shown := redact.URL(s)
 		if u, perr := url.Parse(s); perr == nil && u.Scheme != "" {
 			if p, ok := u.User.Password(); ok && len(p) > 3 && strings.Contains(shown, p) {
-				t.Fatalf("redactURL(%q) = %q shows the password", s, shown)
+				t.Fatalf("redact.URL(%q) = %q shows the password", s, shown)
 			}
 			if len(u.RawQuery) > 3 && strings.Contains(shown, u.RawQuery) {
-				t.Fatalf("redactURL(%q) = %q shows the query", s, shown)
+				t.Fatalf("redact.URL(%q) = %q shows the query", s, shown)
 			}
 		}
 	})

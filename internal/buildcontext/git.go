@@ -28,6 +28,7 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/hoist-ci/hoist/internal/extract"
+	"github.com/hoist-ci/hoist/internal/redact"
 )
 
 // git://host/org/repo.git#<ref>#<commit>, as kaniko reads it: the
@@ -72,9 +73,9 @@ func fetchGit(ctx context.Context, src Source, c *Context, o Options) error {
 	}
 	ep, err := transport.NewEndpoint(repoURL)
 	if err != nil {
-		return fmt.Errorf("git://%s: %w", redactURL(parts[0]), err)
+		return fmt.Errorf("git://%s: %w", redact.URL(parts[0]), err)
 	}
-	shown := redactURL(repoURL)
+	shown := redact.URL(repoURL)
 	r, err := newGitRemote(ep, o)
 	if err != nil {
 		return err

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hoist-ci/hoist/internal/redact"
 )
 
 // remoteObject is a remote object read as one stream: a GET, and when the
@@ -135,15 +137,15 @@ func rangeHeaders(req *http.Request, offset int64, etag string) {
 // openHTTPS reads a tarball from an HTTPS server (kaniko's https:// context).
 func openHTTPS(ctx context.Context, src Source, o Options) (io.ReadCloser, error) {
 	u := src.Raw
-	return openObject(ctx, o.HTTP, redactURL(u), func(ctx context.Context, offset int64, etag string) (*http.Request, error) {
+	return openObject(ctx, o.HTTP, redact.URL(u), func(ctx context.Context, offset int64, etag string) (*http.Request, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
-			return nil, fmt.Errorf("context %s: %w", redactURL(u), scrubURLError(err))
+			return nil, fmt.Errorf("context %s: %w", redact.URL(u), scrubURLError(err))
 		}
 		rangeHeaders(req, offset, etag)
 		return req, nil
 	}, func(resp *http.Response) error {
-		return fmt.Errorf("GET %s: HTTP %s%s", redactURL(u), resp.Status, bodyHint(resp))
+		return fmt.Errorf("GET %s: HTTP %s%s", redact.URL(u), resp.Status, bodyHint(resp))
 	})
 }
 
@@ -157,31 +159,12 @@ func bodyHint(resp *http.Response) string {
 	return ": " + s
 }
 
-// redactURL drops what may be a credential from a URL for messages: the
-// user info and the query (an Azure SAS, a presigned URL's signature).
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" {
-		if i := strings.IndexAny(s, "?@"); i >= 0 && strings.Contains(s, "://") {
-			return s[:strings.Index(s, "://")+3] + "…"
-		}
-		return s
-	}
-	if u.User != nil {
-		u.User = url.User("***")
-	}
-	if u.RawQuery != "" {
-		u.RawQuery = "…"
-	}
-	return strings.NewReplacer("%E2%80%A6", "…", "%2A%2A%2A@", "***@").Replace(u.String())
-}
-
 // scrubURLError keeps a URL's credentials out of an error from net/http,
 // which quotes the URL it was given.
 func scrubURLError(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return fmt.Errorf("%s %s: %w", ue.Op, redactURL(ue.URL), ue.Err)
+		return fmt.Errorf("%s %s: %w", ue.Op, redact.URL(ue.URL), ue.Err)
 	}
 	return err
 }

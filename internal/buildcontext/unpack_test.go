@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hoist-ci/hoist/internal/redact"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	"github.com/stretchr/testify/require"
@@ -267,9 +268,9 @@ func TestParse(t *testing.T) {
 }
 
 func TestRedactURL(t *testing.T) {
-	require.Equal(t, "https://***@host/x?…", redactURL("https://u:pw@host/x?sig=SECRET&a=b"))
-	require.Equal(t, "s3://b/k.tar.gz", redactURL("s3://b/k.tar.gz"))
-	require.Equal(t, "git://***@github.com/a/b.git", redactURL("git://TOKEN@github.com/a/b.git"))
+	require.Equal(t, "https://***@host/x?…", redact.URL("https://u:pw@host/x?sig=SECRET&a=b"))
+	require.Equal(t, "s3://b/k.tar.gz", redact.URL("s3://b/k.tar.gz"))
+	require.Equal(t, "git://***@github.com/a/b.git", redact.URL("git://TOKEN@github.com/a/b.git"))
 }
 
 func TestResolve(t *testing.T) {

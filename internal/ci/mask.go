@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/hoist-ci/hoist/internal/redact"
 )
 
 // redacted replaces a masked secret in everything this package writes.
@@ -61,7 +63,7 @@ func (m *masker) add(secret string) []string {
 		q := strconv.Quote(f)
 		forms = append(forms, q[1:len(q)-1], escapeData(f), escapeProperty(f), url.QueryEscape(f), url.PathEscape(f),
 			azureEscapeData(f), azureEscapeProperty(f))
-		forms = append(forms, base64Forms(f)...)
+		forms = append(forms, redact.Base64Forms(f)...)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -106,7 +108,7 @@ func (m *masker) redact(s string) string {
 	if r != nil {
 		s = r.Replace(s)
 	}
-	return Redact(s)
+	return redact.String(s)
 }
 
 // contains reports whether s holds a registered secret or a credential.

@@ -2,6 +2,7 @@ package ci
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -123,4 +124,17 @@ func TestMaskerForms(t *testing.T) {
 	m.add("abcd")
 	m.add("abcdef")
 	require.Equal(t, redacted+"g", m.redact("abcdefg"))
+}
+
+func TestMaskerBase64Forms(t *testing.T) {
+	m := &masker{}
+	m.add("CANARY-s3cr3t-9f")
+	for _, prefix := range []string{"", "u:", "ci:", "x-access-token:", "oauth2:"} {
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding} {
+			encoded := enc.EncodeToString([]byte(prefix + "CANARY-s3cr3t-9f" + "\n"))
+			got := m.redact("value " + encoded + " end")
+			require.NotContains(t, got, encoded, prefix)
+			require.NotContains(t, got, "CANARY-s3cr3t-9f")
+		}
+	}
 }

@@ -8,9 +8,8 @@ import (
 	"strings"
 
 	"github.com/google/go-github/v74/github"
+	"github.com/hoist-ci/hoist/internal/redact"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
-
-	"github.com/hoist-ci/hoist/internal/ci"
 )
 
 // PullRequest is an open, merged or closed pull (merge) request.
@@ -58,7 +57,7 @@ type ForgeOptions struct {
 func NewForge(o ForgeOptions) (Forge, error) {
 	f, err := newForge(o)
 	if err != nil {
-		return nil, ci.RedactError(err, o.Token)
+		return nil, redact.Error(err, o.Token)
 	}
 	return redactingForge{f: f, token: o.Token}, nil
 }
@@ -71,23 +70,23 @@ type redactingForge struct {
 
 func (r redactingForge) Find(ctx context.Context, head, base string) (*PullRequest, error) {
 	pr, err := r.f.Find(ctx, head, base)
-	return pr, ci.RedactError(err, r.token)
+	return pr, redact.Error(err, r.token)
 }
 
 func (r redactingForge) Create(ctx context.Context, s PullRequestSpec) (*PullRequest, error) {
 	pr, err := r.f.Create(ctx, s)
-	return pr, ci.RedactError(err, r.token)
+	return pr, redact.Error(err, r.token)
 }
 
 func (r redactingForge) Update(ctx context.Context, number int, s PullRequestSpec) (*PullRequest, error) {
 	pr, err := r.f.Update(ctx, number, s)
-	return pr, ci.RedactError(err, r.token)
+	return pr, redact.Error(err, r.token)
 }
 
 func newForge(o ForgeOptions) (Forge, error) {
 	u, err := url.Parse(o.RepositoryURL)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, fmt.Errorf("pull-request mode needs an https repository URL, got %s", Redact(o.RepositoryURL))
+		return nil, fmt.Errorf("pull-request mode needs an https repository URL, got %s", redact.URL(o.RepositoryURL))
 	}
 	path := strings.TrimSuffix(strings.Trim(u.Path, "/"), ".git")
 	kind := o.Kind
@@ -105,7 +104,7 @@ func newForge(o ForgeOptions) (Forge, error) {
 	case "github":
 		owner, repo, ok := strings.Cut(path, "/")
 		if !ok || strings.Contains(repo, "/") {
-			return nil, fmt.Errorf("repository %s: want https://host/owner/name for GitHub", Redact(o.RepositoryURL))
+			return nil, fmt.Errorf("repository %s: want https://host/owner/name for GitHub", redact.URL(o.RepositoryURL))
 		}
 		c := github.NewClient(hc).WithAuthToken(o.Token)
 		api := o.APIURL

@@ -28,8 +28,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
-
-	"github.com/hoist-ci/hoist/internal/ci"
+	"github.com/hoist-ci/hoist/internal/redact"
 )
 
 // EditFunc applies the change to the branch tip's files and returns the new
@@ -96,7 +95,7 @@ func Land(ctx context.Context, o Options) (Result, error) {
 	res, err := land(ctx, o)
 	// A git server's answer (go-git copies the body of an error response
 	// into its errors) may echo the credentials.
-	return res, ci.RedactError(err, secretsOf(o.Auth)...)
+	return res, redact.Error(err, secretsOf(o.Auth)...)
 }
 
 // secretsOf are the credential values of an auth method, for redaction.
@@ -161,7 +160,7 @@ func (o Options) attempt(ctx context.Context) (Result, error) {
 	// it needs on demand, and the commit is built from tree objects.
 	t, err := fetchTip(ctx, o.URL, o.Auth, o.Branch)
 	if err != nil {
-		return Result{}, fmt.Errorf("cloning %s (branch %q): %w", Redact(o.URL), o.Branch, err)
+		return Result{}, fmt.Errorf("cloning %s (branch %q): %w", redact.URL(o.URL), o.Branch, err)
 	}
 	head := t.ref
 	branch := head.Name().Short()
@@ -262,7 +261,7 @@ func (o Options) attempt(ctx context.Context) (Result, error) {
 	case o.PushBranch == "" && (rejected(err) || moved(ctx, o.URL, o.Auth, target, res.Base)):
 		return res, fmt.Errorf("%w: %v", ErrRejected, err)
 	default:
-		return res, fmt.Errorf("pushing to %s (branch %s): %w", Redact(o.URL), target, err)
+		return res, fmt.Errorf("pushing to %s (branch %s): %w", redact.URL(o.URL), target, err)
 	}
 }
 
@@ -449,15 +448,4 @@ func rejected(err error) bool {
 func moved(ctx context.Context, url string, auth transport.AuthMethod, branch, base string) bool {
 	h, err := remoteTip(ctx, url, auth, branch)
 	return err == nil && !h.IsZero() && h.String() != base
-}
-
-// Redact removes credentials from a URL for messages.
-func Redact(u string) string {
-	if i := strings.Index(u, "://"); i >= 0 {
-		rest := u[i+3:]
-		if at := strings.IndexByte(rest, '@'); at >= 0 && !strings.Contains(rest[:at], "/") {
-			return u[:i+3] + "***@" + rest[at+1:]
-		}
-	}
-	return u
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hoist-ci/hoist/internal/gitops/gittest"
+	"github.com/hoist-ci/hoist/internal/redact"
 )
 
 // appendLine is an edit that appends a line to a file.
@@ -107,9 +108,9 @@ func TestLandOtherErrorsAreNotRetried(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
-	require.Equal(t, "https://***@example.com/a.git", Redact("https://user:s3cret@example.com/a.git"))
-	require.Equal(t, "https://example.com/a@b.git", Redact("https://example.com/a@b.git"))
-	require.Equal(t, "/srv/a.git", Redact("/srv/a.git"))
+	require.Equal(t, "https://***@example.com/a.git", redact.URL("https://user:s3cret@example.com/a.git"))
+	require.Equal(t, "https://example.com/a@b.git", redact.URL("https://example.com/a@b.git"))
+	require.Equal(t, "/srv/a.git", redact.URL("/srv/a.git"))
 }
 
 // TestLandPushesOnlyNewObjectsOnce edits identical files in identical

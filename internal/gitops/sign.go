@@ -14,6 +14,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
+	"github.com/hoist-ci/hoist/internal/redact"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -52,7 +53,7 @@ type pgpSigner struct{ entity *openpgp.Entity }
 func newPGPSigner(key, passphrase string) (Signer, error) {
 	ring, err := openpgp.ReadArmoredKeyRing(strings.NewReader(key))
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading the OpenPGP key: %s", ErrSigningKey, firstLine(err))
+		return nil, fmt.Errorf("%w: reading the OpenPGP key: %s", ErrSigningKey, redact.FirstLine(err.Error()))
 	}
 	if len(ring) != 1 {
 		return nil, fmt.Errorf("%w: %d OpenPGP keys given, exactly one is needed", ErrSigningKey, len(ring))
@@ -100,7 +101,7 @@ func newSSHSigner(key, passphrase string) (Signer, error) {
 			return nil, fmt.Errorf("%w: the passphrase does not decrypt the SSH key", ErrSigningKey)
 		}
 	case err != nil:
-		return nil, fmt.Errorf("%w: reading the SSH key: %s", ErrSigningKey, firstLine(err))
+		return nil, fmt.Errorf("%w: reading the SSH key: %s", ErrSigningKey, redact.FirstLine(err.Error()))
 	}
 	return sshSigner{s}, nil
 }
@@ -158,12 +159,4 @@ func sshsigBlob(namespace, reserved, hashAlg, digest []byte) []byte {
 func writeString(b *bytes.Buffer, s []byte) {
 	_ = binary.Write(b, binary.BigEndian, uint32(len(s)))
 	b.Write(s)
-}
-
-func firstLine(err error) string {
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
 }

@@ -11,8 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-
-	"github.com/hoist-ci/hoist/internal/ci"
+	"github.com/hoist-ci/hoist/internal/redact"
 )
 
 // AuthError is a registry's refusal (401/403) explained: which registry,
@@ -101,7 +100,7 @@ func IsAuthError(err error) (status int, ok bool) {
 // Whatever it returns has its message redacted (ci.Redact): credentials a
 // server echoed, upload states and signed URLs never reach an error.
 func (c *Client) Explain(err error, repo name.Repository, action string) error {
-	return ci.RedactError(c.explain(err, repo, action), c.sentCredentials()...)
+	return redact.Error(c.explain(err, repo, action), c.sentCredentials()...)
 }
 
 func (c *Client) explain(err error, repo name.Repository, action string) error {

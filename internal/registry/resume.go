@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hoist-ci/hoist/internal/redact"
 )
 
 // resumingBody is the body of a GET answered 200. A read that fails with a
@@ -62,7 +64,7 @@ func (b *resumingBody) Close() error { return b.body.Close() }
 func (b *resumingBody) resume(cause error) error {
 	ctx := b.req.Context()
 	max := b.r.policy.Attempts
-	url := redactURL(b.req.URL)
+	url := redact.URL(b.req.URL.String())
 	reason := describeNetError(cause) + " at byte " + strconv.FormatInt(b.read, 10) + " of the body"
 	var wait time.Duration // a Retry-After of the last answer
 	for b.attempts < max {

@@ -19,9 +19,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/hoist-ci/hoist/internal/redact"
 	"golang.org/x/net/http/httpproxy"
-
-	"github.com/hoist-ci/hoist/internal/ci"
 )
 
 // retryStatus are the HTTP statuses retried by the transport.
@@ -210,7 +209,7 @@ func (r *retrier) RoundTrip(in *http.Request) (*http.Response, error) {
 	_, alreadySent := in.Body.(sentBody)
 	replayable := !hasBody || in.GetBody != nil
 	if alreadySent && in.GetBody == nil {
-		return nil, fmt.Errorf("%s %s: the request body was already sent and cannot be re-sent", in.Method, redactURL(in.URL))
+		return nil, fmt.Errorf("%s %s: the request body was already sent and cannot be re-sent", in.Method, redact.URL(in.URL.String()))
 	}
 	r.c.noteCredentials(in.Header.Get("Authorization"))
 	max := r.policy.Attempts
@@ -219,7 +218,7 @@ func (r *retrier) RoundTrip(in *http.Request) (*http.Response, error) {
 		if hasBody && (attempt > 1 || alreadySent) {
 			body, err := in.GetBody()
 			if err != nil {
-				return nil, fmt.Errorf("%s %s: re-reading the request body: %w", in.Method, redactURL(in.URL), err)
+				return nil, fmt.Errorf("%s %s: re-reading the request body: %w", in.Method, redact.URL(in.URL.String()), err)
 			}
 			req.Body = body
 		}
@@ -256,8 +255,8 @@ func (r *retrier) RoundTrip(in *http.Request) (*http.Response, error) {
 		if wait > d {
 			d = min(wait, r.policy.Max)
 		}
-		r.c.log.Info(fmt.Sprintf("retrying %s %s after %s (attempt %d/%d)", in.Method, redactURL(in.URL), reason, attempt+1, max),
-			"method", in.Method, "url", redactURL(in.URL), "reason", reason, "attempt", attempt+1, "attempts", max, "delay", d)
+		r.c.log.Info(fmt.Sprintf("retrying %s %s after %s (attempt %d/%d)", in.Method, redact.URL(in.URL.String()), reason, attempt+1, max),
+			"method", in.Method, "url", redact.URL(in.URL.String()), "reason", reason, "attempt", attempt+1, "attempts", max, "delay", d)
 		if err := sleep(ctx, d); err != nil {
 			return nil, err
 		}
@@ -354,7 +353,7 @@ func filterErrorBody(resp *http.Response, sent []string) {
 	if len(b) > maxErrorBody {
 		text = strings.ToValidUTF8(text[:maxErrorBody], "") + " [… cut]"
 	}
-	text = ci.Redact(text, sent...)
+	text = redact.String(text, sent...)
 	resp.Body = io.NopCloser(strings.NewReader(text))
 	resp.ContentLength = int64(len(text))
 	resp.Header.Del("Content-Length")
@@ -416,11 +415,6 @@ func (c *Client) sentCredentials() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return slices.Clone(c.secrets)
-}
-
-// redactURL drops the query (upload URLs carry state tokens) and userinfo.
-func redactURL(u *url.URL) string {
-	return u.Scheme + "://" + u.Host + u.EscapedPath()
 }
 
 // restartUpload is go-containerregistry's retry predicate: per-request

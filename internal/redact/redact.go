@@ -1,13 +1,21 @@
-package ci
+// Package redact removes credentials from text: by their form (headers,
+// URL user information, signed URLs, JSON token fields, JWTs, base64
+// user:password) and by value (credentials a caller knows), and shortens
+// text for messages. It is the one redaction every tool and package uses.
+package redact
 
 import (
 	"encoding/base64"
+	"net/url"
 	"regexp"
 	"strings"
 	"unicode/utf8"
 )
 
-// Redact masks the credentials a text can carry in any of the forms a
+// Mask replaces a credential in everything redacted.
+const Mask = "***"
+
+// String masks the credentials a text can carry in any of the forms a
 // server, a URL or a header gives them, without knowing their values:
 //
 //   - the value of an Authorization-like header (Authorization, PRIVATE-TOKEN,
@@ -32,13 +40,13 @@ import (
 //
 // known are values to mask as well, wherever they appear (credentials a
 // caller sent and therefore knows).
-func Redact(s string, known ...string) string {
+func String(s string, known ...string) string {
 	if s == "" {
 		return s
 	}
 	for _, k := range known {
 		if len(k) >= minKnown {
-			s = strings.ReplaceAll(s, k, redacted)
+			s = strings.ReplaceAll(s, k, Mask)
 		}
 	}
 	lower := strings.ToLower(s) // *** never adds a hint: one lowering serves every pattern
@@ -55,15 +63,15 @@ func Redact(s string, known ...string) string {
 // character or two would blank ordinary text and protect nothing.
 const minKnown = 4
 
-// RedactError returns err with its message redacted (nil for nil), known
+// Error returns err with its message Mask (nil for nil), known
 // values masked too. The original stays reachable through errors.Is and
 // errors.As.
-func RedactError(err error, known ...string) error {
+func Error(err error, known ...string) error {
 	if err == nil {
 		return nil
 	}
 	msg := err.Error()
-	clean := Redact(msg, known...)
+	clean := String(msg, known...)
 	if clean == msg {
 		return err
 	}
@@ -104,7 +112,7 @@ func (p credentialPattern) replace(s string) string {
 			continue
 		}
 		b.WriteString(s[last:start])
-		b.WriteString(redacted)
+		b.WriteString(Mask)
 		last = end
 	}
 	b.WriteString(s[last:])
@@ -152,7 +160,7 @@ var base64Word = regexp.MustCompile(`[A-Za-z0-9+/_\-]{8,}={0,2}`)
 func redactBase64Pairs(s string) string {
 	return base64Word.ReplaceAllStringFunc(s, func(w string) string {
 		if isBase64Pair(w) {
-			return redacted
+			return Mask
 		}
 		return w
 	})
@@ -184,12 +192,12 @@ func isBase64Pair(w string) bool {
 	return false
 }
 
-// base64Forms are the substrings every base64 encoding of a text holding
+// Base64Forms are the substrings every base64 encoding of a text holding
 // secret contains, whatever precedes it (a "user:" before a password
 // shifts the encoding by one or two bytes): per alignment, the characters
 // that encode the secret's bytes alone. Forms shorter than 8 characters
 // would mask too much and are left out.
-func base64Forms(secret string) []string {
+func Base64Forms(secret string) []string {
 	var forms []string
 	b := []byte(secret)
 	for shift := range 3 {
@@ -213,4 +221,36 @@ func base64Forms(secret string) []string {
 		forms = append(forms, base64.StdEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b))
 	}
 	return forms
+}
+
+// URL drops what may be a credential from a URL for a message: its user
+// information (replaced by ***) and its query (an upload state, a SAS, a
+// presigned signature, replaced by …). Text that is not a URL is returned
+// as it is.
+func URL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		if i := strings.Index(raw, "://"); i >= 0 {
+			rest := raw[i+3:]
+			if at := strings.IndexByte(rest, '@'); at >= 0 && !strings.Contains(rest[:at], "/") {
+				return raw[:i+3] + "***@" + rest[at+1:]
+			}
+		}
+		return raw
+	}
+	if u.User != nil {
+		u.User = url.User("***")
+	}
+	if u.RawQuery != "" {
+		u.RawQuery = "…"
+	}
+	u.Fragment = ""
+	return strings.Replace(u.String(), "%2A%2A%2A@", "***@", 1)
+}
+
+// FirstLine is the first line of s, trimmed: a message made of an error or
+// a server's answer.
+func FirstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return strings.TrimSpace(l)
 }
