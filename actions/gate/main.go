@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"io"
 	"math"
 	"os"
 	"os/signal"
@@ -29,6 +30,9 @@ type console struct{ j *ci.Job }
 
 func (c console) Group(title string) func() { return c.j.Group(title) }
 func (c console) Print(line string)         { c.j.Log.Info(line) }
+func (c console) Output(prefix string) io.WriteCloser {
+	return c.j.CommandOutput(prefix)
+}
 
 func run(ctx context.Context, j *ci.Job) (map[string]string, error) {
 	o := gate.Options{
@@ -70,6 +74,9 @@ func run(ctx context.Context, j *ci.Job) (map[string]string, error) {
 	res, runErr := gate.Run(ctx, o)
 	if runErr != nil && !errors.Is(runErr, gate.ErrFailed) {
 		return nil, runErr
+	}
+	if fix := j.Fix(res.Changes.NoBase); fix != "" {
+		j.Log.Info("gate: to compare with a base next time, " + fix)
 	}
 	publish(j, res)
 	files := gate.ReportFiles{

@@ -474,7 +474,7 @@ func existingTags(ctx context.Context, o Options, repo string) ([]string, error)
 		if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
 			return nil, nil
 		}
-		return nil, o.Registry.Explain(fmt.Errorf("listing the tags of %s: %w", repo, err), r, "pull")
+		return nil, o.Registry.Explain(fmt.Errorf("listing the tags of %s: %w", repo, err), r, registry.Read)
 	}
 	return tags, nil
 }
@@ -559,7 +559,7 @@ func (b *builder) resolve(ctx context.Context, ref string, plat v1.Platform) (v1
 	}
 	if desc == nil {
 		if desc, err = remote.Get(r, opts...); err != nil {
-			return nil, b.o.Registry.Explain(err, r.Context(), "pull")
+			return nil, b.o.Registry.Explain(err, r.Context(), registry.Read)
 		}
 	}
 	img, err := desc.Image()
@@ -737,7 +737,7 @@ func (b *builder) write(ctx context.Context, art artifact, tags []name.Reference
 				}
 			}
 			if err := b.push(ctx, t, target); err != nil {
-				return b.o.Registry.Explain(fmt.Errorf("pushing %s: %w", t, err), t.Context(), "push")
+				return b.o.Registry.Explain(fmt.Errorf("pushing %s: %w", t, err), t.Context(), registry.Push)
 			}
 			if first == nil {
 				first = t

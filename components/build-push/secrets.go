@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/hoist-ci/hoist/internal/need"
 )
 
 var secretID = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
@@ -31,14 +33,14 @@ func ParseSecrets(lines []string, getenv func(string) (string, bool), readFile f
 			name := strings.TrimPrefix(spec, "env:")
 			v, ok := getenv(name)
 			if !ok {
-				return nil, fmt.Errorf("input \"secrets\": secret %q comes from the environment variable %s, which is not set or empty: define it (GitHub: env: from a secret; GitLab: a masked CI/CD variable)", id, name)
+				return nil, need.Wrap(need.Variable, name, fmt.Errorf("input \"secrets\": secret %q comes from the environment variable %s, which is not set or empty: define it", id, name))
 			}
 			out[id] = []byte(v)
 		case strings.HasPrefix(spec, "file:"):
 			p := strings.TrimPrefix(spec, "file:")
 			data, err := readFile(p)
 			if err != nil {
-				return nil, fmt.Errorf("input \"secrets\": secret %q comes from the file %s, which cannot be read (GitLab file variables give a path: ID=file:$VARIABLE)", id, p)
+				return nil, need.Wrap(need.FileVariable, id, fmt.Errorf("input \"secrets\": secret %q comes from the file %s, which cannot be read", id, p))
 			}
 			out[id] = data
 		default:

@@ -27,6 +27,7 @@ import (
 
 	"github.com/hoist-ci/hoist/internal/gitops"
 	"github.com/hoist-ci/hoist/internal/manifests"
+	"github.com/hoist-ci/hoist/internal/need"
 	"github.com/hoist-ci/hoist/internal/redact"
 )
 
@@ -499,7 +500,7 @@ func (o Options) auth(url string) (transport.AuthMethod, error) {
 	isHTTP := strings.HasPrefix(url, "https://") || strings.HasPrefix(url, "http://")
 	switch {
 	case strings.HasPrefix(o.Token, "$"):
-		return nil, errors.New("token starts with $: an unexpanded CI/CD variable; define it (GitLab: a masked variable, by default HOIST_BUMP_TOKEN) or set token")
+		return nil, need.Wrap(need.RepositoryToken, "token", errors.New("token starts with $: an unexpanded CI/CD variable; define it or set token"))
 	case o.Token != "" && isHTTP:
 		return &githttp.BasicAuth{Username: firstNonEmpty(o.Username, "x-access-token"), Password: o.Token}, nil
 	case o.Token != "":

@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/hoist-ci/hoist/internal/gitmeta"
+	"github.com/hoist-ci/hoist/internal/need"
 )
 
 // On-no-base policies: what the changes filter does when there is nothing
@@ -38,12 +39,18 @@ type Changes struct {
 	Matched []string
 	// Changed is how many files changed in all.
 	Changed int
+	// NoBase is why there was nothing to compare with, when that decided
+	// (it names what is missing: more history).
+	NoBase error
 }
 
 // errNoBase is a base that cannot be used; the on-no-base policy decides.
 type errNoBase struct{ why string }
 
 func (e *errNoBase) Error() string { return e.why }
+
+// Need names what is missing: more git history.
+func (e *errNoBase) Need() (need.Kind, string) { return need.History, "" }
 
 // checkChanges decides whether the gate runs: with no paths it always does;
 // otherwise only when a file matching one of them changed between the base
@@ -61,9 +68,9 @@ func checkChanges(ctx context.Context, dir string, paths []string, base, onNoBas
 	var nb *errNoBase
 	if errors.As(err, &nb) {
 		if onNoBase == OnNoBaseSkip {
-			return Changes{Run: false, Reason: nb.why + "; on-no-base is skip"}, nil
+			return Changes{Run: false, Reason: nb.why + "; on-no-base is skip", NoBase: nb}, nil
 		}
-		return Changes{Run: true, Reason: nb.why + "; on-no-base is run, as GitLab's rules:changes does"}, nil
+		return Changes{Run: true, Reason: nb.why + "; on-no-base is run, as GitLab's rules:changes does", NoBase: nb}, nil
 	}
 	if err != nil {
 		return Changes{}, err
@@ -203,5 +210,5 @@ func resolveBase(repo *git.Repository, head *object.Commit, base string, g gitme
 		}
 		return mb[0], nil
 	}
-	return nil, &errNoBase{why: fmt.Sprintf("cannot find %s in the clone; fetch more history (GitHub: actions/checkout fetch-depth: 0; GitLab: GIT_DEPTH: 0)", strings.Join(tried, ", nor "))}
+	return nil, &errNoBase{why: fmt.Sprintf("cannot find %s in the clone; fetch more history", strings.Join(tried, ", nor "))}
 }

@@ -87,7 +87,7 @@ func TestChangesFilter(t *testing.T) {
 		{name: "explicit base", head: c4, base: "feature", git: gitmeta.Context{Event: gitmeta.EventPush}, run: false},
 		{name: "tag pipeline runs by default (GitLab rules:changes)", head: c5, git: gitmeta.Context{Event: gitmeta.EventTag, Tag: "v1"}, run: true, reason: "a tag pipeline has no base to compare with; on-no-base is run"},
 		{name: "tag pipeline with on-no-base skip", head: c5, onNoBase: OnNoBaseSkip, git: gitmeta.Context{Event: gitmeta.EventSchedule}, run: false, reason: "a schedule pipeline has no base to compare with; on-no-base is skip"},
-		{name: "base missing from a shallow clone", head: c5, onNoBase: OnNoBaseSkip, git: gitmeta.Context{Event: gitmeta.EventPush, BeforeSHA: "1234567890123456789012345678901234567890"}, run: false, reason: "fetch-depth: 0"},
+		{name: "base missing from a shallow clone", head: c5, onNoBase: OnNoBaseSkip, git: gitmeta.Context{Event: gitmeta.EventPush, BeforeSHA: "1234567890123456789012345678901234567890"}, run: false, reason: "fetch more history"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g.checkout("main", false, "")

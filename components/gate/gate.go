@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -31,8 +32,11 @@ import (
 type Console interface {
 	// Group opens a log group and returns the function that closes it.
 	Group(title string) (end func())
-	// Print writes one line of a command's output.
+	// Print writes one line of gate's own.
 	Print(line string)
+	// Output is where a command's output goes, prefixed: the platform
+	// layer writes it line by line, masked, unable to issue commands.
+	Output(prefix string) io.WriteCloser
 }
 
 // Options are gate's inputs (see internal/spec.Gate for their meaning).
@@ -194,6 +198,17 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, fmt.Errorf("checking what changed: %w", err)
 	}
 	res.Changes = ch
+	if o.Console != nil && len(o.Paths) > 0 {
+		what := "running"
+		if !ch.Run {
+			what = "skipped"
+		}
+		line := fmt.Sprintf("gate: %s: %s", what, ch.Reason)
+		if len(ch.Matched) > 0 {
+			line += " (" + strings.Join(ch.Matched, ", ") + ")"
+		}
+		o.Console.Print(line)
+	}
 	if !ch.Run {
 		res.Skipped = true
 		return res, nil

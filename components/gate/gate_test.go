@@ -3,6 +3,7 @@ package gate
 import (
 	"context"
 	"errors"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -24,6 +25,36 @@ func (c *fakeConsole) Group(title string) func() {
 	return func() { c.add("::endgroup::") }
 }
 func (c *fakeConsole) Print(line string) { c.add(line) }
+
+// Output records whole lines, as the platform layer's writer passes them.
+func (c *fakeConsole) Output(prefix string) io.WriteCloser {
+	return &fakeLines{c: c, prefix: prefix}
+}
+
+type fakeLines struct {
+	c       *fakeConsole
+	prefix  string
+	partial string
+}
+
+func (l *fakeLines) Write(p []byte) (int, error) {
+	l.partial += string(p)
+	for {
+		i := strings.IndexByte(l.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		l.c.add(l.prefix + l.partial[:i])
+		l.partial = l.partial[i+1:]
+	}
+}
+
+func (l *fakeLines) Close() error {
+	if l.partial != "" {
+		l.c.add(l.prefix + l.partial)
+	}
+	return nil
+}
 func (c *fakeConsole) add(s string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

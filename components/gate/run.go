@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"regexp"
 	"sync"
@@ -68,15 +69,25 @@ func runOne(ctx context.Context, o Options, name, command string) (int, time.Dur
 		end = o.Console.Group(title)
 	}
 	defer end()
-	lw := &lineWriter{console: o.Console}
+	var log io.WriteCloser = nopWriteCloser{io.Discard}
+	if o.Console != nil {
+		log = o.Console.Output("")
+	}
+	kept := &tail{max: maxKeptOutput}
+	w := &lockedWriter{w: io.MultiWriter(log, kept)}
 	cmd := exec.CommandContext(ctx, "sh", "-c", command)
 	cmd.Dir = o.Workspace
-	cmd.Stdout, cmd.Stderr = lw, lw
+	cmd.Stdout, cmd.Stderr = w, w
 	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
 	err := cmd.Run()
 	d := time.Since(start)
-	lw.flush()
+	_ = log.Close()
+	print := func(s string) {
+		if o.Console != nil {
+			o.Console.Print(s)
+		}
+	}
 	code := 0
 	if err != nil {
 		var ee *exec.ExitError
@@ -85,14 +96,14 @@ func runOne(ctx context.Context, o Options, name, command string) (int, time.Dur
 			code = ee.ExitCode()
 		case errors.As(err, &ee):
 			code = 128 + signalNumber(ee)
-			lw.printLine(fmt.Sprintf("gate: %s was killed: %v", name, err))
+			print(fmt.Sprintf("gate: %s was killed: %v", name, err))
 		default:
 			code = 127
-			lw.printLine(fmt.Sprintf("gate: could not run %q: %v", command, err))
+			print(fmt.Sprintf("gate: could not run %q: %v", command, err))
 		}
 	}
-	lw.printLine(fmt.Sprintf("gate: %s exited with %d after %s", name, code, d.Round(time.Millisecond)))
-	return code, d, lw.kept.Bytes()
+	print(fmt.Sprintf("gate: %s exited with %d after %s", name, code, d.Round(time.Millisecond)))
+	return code, d, kept.buf.Bytes()
 }
 
 func signalNumber(ee *exec.ExitError) int {
@@ -102,57 +113,35 @@ func signalNumber(ee *exec.ExitError) int {
 	return 0
 }
 
-// lineWriter passes whole lines to the console and keeps the tail of the
-// output. Stdout and stderr share it, so it locks.
-type lineWriter struct {
-	mu      sync.Mutex
-	console Console
-	partial []byte
-	kept    bytes.Buffer
+// tail keeps the last max bytes (at most twice that between trims) of a
+// command's output: where linters print their score.
+type tail struct {
+	max int
+	buf bytes.Buffer
 }
 
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.kept.Write(p)
-	if w.kept.Len() > 2*maxKeptOutput {
-		tail := append([]byte(nil), w.kept.Bytes()[w.kept.Len()-maxKeptOutput:]...)
-		w.kept.Reset()
-		w.kept.Write(tail)
-	}
-	w.partial = append(w.partial, p...)
-	for {
-		i := bytes.IndexByte(w.partial, '\n')
-		if i < 0 {
-			break
-		}
-		w.print(string(bytes.TrimRight(w.partial[:i], "\r")))
-		w.partial = w.partial[i+1:]
-	}
-	if len(w.partial) > 64<<10 { // a very long line: pass it on in pieces
-		w.print(string(w.partial))
-		w.partial = nil
+func (t *tail) Write(p []byte) (int, error) {
+	t.buf.Write(p)
+	if t.buf.Len() > 2*t.max {
+		end := append([]byte(nil), t.buf.Bytes()[t.buf.Len()-t.max:]...)
+		t.buf.Reset()
+		t.buf.Write(end)
 	}
 	return len(p), nil
 }
 
-func (w *lineWriter) flush() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.partial) > 0 {
-		w.print(string(w.partial))
-		w.partial = nil
-	}
+// lockedWriter serialises the command's stdout and stderr.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
 }
 
-func (w *lineWriter) printLine(s string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.print(s)
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
-func (w *lineWriter) print(s string) {
-	if w.console != nil {
-		w.console.Print(s)
-	}
-}
+type nopWriteCloser struct{ io.Writer }
+
+func (nopWriteCloser) Close() error { return nil }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hoist-ci/hoist/internal/fluxartifact"
 	"github.com/hoist-ci/hoist/internal/gitmeta"
+	"github.com/hoist-ci/hoist/internal/registry"
 )
 
 // maxParallelWrites bounds concurrent manifest writes to one registry.
@@ -35,7 +36,7 @@ func destinations(ctx context.Context, opts Options) ([]name.Tag, error) {
 			// what is already released.
 			existing, err = remote.List(repo, opts.Registry.RemoteOptions(ctx, repo.Registry)...)
 			if err != nil && !isNotFound(err) {
-				return nil, opts.Registry.Explain(fmt.Errorf("listing the tags of %s: %w", repo, err), repo, "reading")
+				return nil, opts.Registry.Explain(fmt.Errorf("listing the tags of %s: %w", repo, err), repo, registry.Read)
 			}
 		}
 		for _, t := range gitmeta.BuildTags(opts.Git, gitmeta.BuildTagOptions{SemverAliases: true, RequestPrefix: opts.RequestPrefix, Existing: existing}) {
@@ -116,7 +117,7 @@ func pushArtifact(ctx context.Context, opts Options, img v1.Image, res *Result) 
 		for i, t := range tags {
 			st, err := readState(t, content, reads)
 			if err != nil {
-				return opts.Registry.Explain(err, t.Context(), "reading")
+				return opts.Registry.Explain(err, t.Context(), registry.Read)
 			}
 			states[i] = st
 			if st.same && srcRepo == "" {
@@ -180,7 +181,7 @@ func pushArtifact(ctx context.Context, opts Options, img v1.Image, res *Result) 
 			err = pusher.Push(ctx, first, src)
 		}
 		if err != nil {
-			return partial(opts.Registry.Explain(fmt.Errorf("pushing %s: %w", first, err), first.Context(), "pushing to"), done, writes)
+			return partial(opts.Registry.Explain(fmt.Errorf("pushing %s: %w", first, err), first.Context(), registry.Push), done, writes)
 		}
 		log.Info("pushed", "tag", first.String(), "digest", srcDigest.String())
 		done = append(done, first.String())
@@ -203,7 +204,7 @@ func pushArtifact(ctx context.Context, opts Options, img v1.Image, res *Result) 
 			}
 		}
 		if err := errors.Join(errs...); err != nil {
-			return partial(opts.Registry.Explain(err, first.Context(), "pushing to"), done, writes)
+			return partial(opts.Registry.Explain(err, first.Context(), registry.Push), done, writes)
 		}
 	}
 	res.Pushed = true

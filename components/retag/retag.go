@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hoist-ci/hoist/internal/gitmeta"
+	"github.com/hoist-ci/hoist/internal/need"
 	"github.com/hoist-ci/hoist/internal/registry"
 )
 
@@ -131,7 +132,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	reads := append(opts.Registry.RemoteOptions(ctx, hosts...), remote.Reuse(puller))
 	src, err := remote.Get(p.source, reads...)
 	if err != nil {
-		return Result{}, opts.Registry.Explain(err, p.source.Context(), "reading")
+		return Result{}, opts.Registry.Explain(err, p.source.Context(), registry.Read)
 	}
 	digest := src.Digest.String()
 	log.Info("resolved source", "source", p.source.String(), "digest", digest, "mediaType", string(src.MediaType))
@@ -174,7 +175,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		written, err := writeTarget(ctx, pusher, src, p.source.Context(), target, writes[target], log)
 		res.Written = append(res.Written, written...)
 		if err != nil {
-			return Result{Digest: digest, Written: res.Written}, partialError(opts.Registry.Explain(err, target, "pushing to"), res.Written, planned)
+			return Result{Digest: digest, Written: res.Written}, partialError(opts.Registry.Explain(err, target, registry.Push), res.Written, planned)
 		}
 	}
 	res.Tags = res.Written
@@ -254,7 +255,7 @@ func requestedTags(opts Options, log *slog.Logger) ([]string, error) {
 	base := opts.Tags
 	if len(base) == 0 {
 		if opts.Git.Event != gitmeta.EventTag || opts.Git.Tag == "" {
-			return nil, errors.New(`no tags to write: set input "tags", or run on a tag pipeline (GitHub refs/tags/*, GitLab CI_COMMIT_TAG) where the git tag is used`)
+			return nil, need.Wrap(need.TagPipeline, "tags", errors.New(`no tags to write: set input "tags", or run on a git tag, whose name is used`))
 		}
 		tag := gitmeta.SanitizeTag(opts.Git.Tag)
 		if tag == "" {
@@ -291,7 +292,7 @@ func targetTags(ctx context.Context, opts Options, log *slog.Logger, target name
 		var err error
 		existing, err = remote.List(target, ropts...)
 		if err != nil && !isNotFound(err) {
-			return nil, opts.Registry.Explain(fmt.Errorf("listing tags of %s to keep floating tags moving forward: %w", target, err), target, "reading")
+			return nil, opts.Registry.Explain(fmt.Errorf("listing tags of %s to keep floating tags moving forward: %w", target, err), target, registry.Read)
 		}
 	}
 

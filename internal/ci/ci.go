@@ -168,10 +168,15 @@ func (j *Job) call(ctx context.Context, run func(context.Context, *Job) (map[str
 }
 
 // reportError prints a run's error through the masks: ::error:: on GitHub,
-// "error: ..." elsewhere. An overlong path in it is shortened.
+// "error: ..." elsewhere. An error that names what is missing (need) gets
+// the fix for this platform. An overlong path in it is shortened.
 func (j *Job) reportError(err error) {
+	msg := err.Error()
+	if fix := j.Fix(err); fix != "" {
+		msg += " (" + fix + ")"
+	}
 	// Redacted before it is shortened: a cut secret would no longer match.
-	j.logCore.emit(slog.LevelError, shortenWords(j.masks.redact(err.Error())))
+	j.logCore.emit(slog.LevelError, shortenWords(j.masks.redact(msg)))
 }
 
 // Start parses and validates the inputs, masks every secret input, and

@@ -44,7 +44,7 @@ func TestEchoedCredentialsNeverReachAnError(t *testing.T) {
 		} {
 			err := op()
 			require.Error(t, err)
-			errs = append(errs, c.Explain(err, r.Context(), "reading").Error())
+			errs = append(errs, c.Explain(err, r.Context(), registry.Read).Error())
 		}
 		all := strings.Join(errs, "\n") + logs.String()
 		require.Contains(t, all, "you sent", "the echo reached the error, redacted")

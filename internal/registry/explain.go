@@ -11,13 +11,40 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/hoist-ci/hoist/internal/need"
 	"github.com/hoist-ci/hoist/internal/redact"
 )
 
+// Action is what a registry request was doing, for messages: a typed
+// value, so a caller cannot pass a wording Explain does not know.
+type Action int
+
+const (
+	Read Action = iota + 1
+	Push
+)
+
+// String is the action as a message starts it: "reading", "pushing to".
+func (a Action) String() string {
+	if a == Push {
+		return "pushing to"
+	}
+	return "reading"
+}
+
+// verb is the action as a verb after "may": "read", "push to".
+func (a Action) verb() string {
+	if a == Push {
+		return "push to"
+	}
+	return "read"
+}
+
 // AuthError is a registry's refusal (401/403) explained: which registry,
-// what hoist found, what to set. Its text never contains a secret.
+// what hoist found, what to set. Its text never contains a secret. Its
+// Need lets the platform layer add how to give credentials there.
 type AuthError struct {
-	Action     string // "pushing to", "reading"
+	Action     Action
 	Repository string
 	Registry   string
 	Status     int
@@ -37,9 +64,9 @@ func (e *AuthError) Error() string {
 			verb = "do not allow this"
 		}
 		fmt.Fprintf(&b, "the credentials for %s from %s %s; check that they are valid and may %s %s, or %s",
-			e.Registry, e.Source, verb, verbOf(e.Action), e.Repository, e.Hint)
+			e.Registry, e.Source, verb, e.Action.verb(), e.Repository, e.Hint)
 	}
-	if e.Action == "reading" {
+	if e.Action == Read {
 		b.WriteString(" (some registries also answer 401/403 for a repository that does not exist: check the name)")
 	}
 	if e.Err != nil {
@@ -48,18 +75,35 @@ func (e *AuthError) Error() string {
 	return b.String()
 }
 
-// verbOf turns "pushing to" into "push to" and "reading" into "read".
-func verbOf(action string) string {
-	switch action {
-	case "pushing to":
-		return "push to"
-	case "reading":
-		return "read"
+func (e *AuthError) Unwrap() error { return e.Err }
+
+// Need names what is missing: credentials that may read, or push to, the
+// registry.
+func (e *AuthError) Need() (need.Kind, string) {
+	if e.Action == Push {
+		return need.RegistryPush, e.Registry
 	}
-	return "access"
+	return need.RegistryRead, e.Registry
 }
 
-func (e *AuthError) Unwrap() error { return e.Err }
+// IsNotFound reports whether err is a registry's 404 (or a MANIFEST_UNKNOWN,
+// NAME_UNKNOWN or BLOB_UNKNOWN error code): the reference does not exist.
+func IsNotFound(err error) bool {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return false
+	}
+	if te.StatusCode == http.StatusNotFound {
+		return true
+	}
+	for _, d := range te.Errors {
+		switch d.Code {
+		case transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode, transport.BlobUnknownErrorCode:
+			return true
+		}
+	}
+	return false
+}
 
 // explained adds a hint to an error without changing what it wraps.
 type explained struct {
@@ -94,16 +138,16 @@ func IsAuthError(err error) (status int, ok bool) {
 // Explain turns a registry error into one that says what to do: a 401/403
 // becomes an *AuthError naming the registry, where hoist's credentials came
 // from (or that there were none) and what to set; a plain-HTTP refusal or a
-// TLS failure gets the insecure-registries hint. action is "pushing to" or
-// "reading". Any other error is returned unchanged.
+// TLS failure gets the insecure-registries hint. Any other error is returned
+// unchanged.
 //
 // Whatever it returns has its message redacted (ci.Redact): credentials a
 // server echoed, upload states and signed URLs never reach an error.
-func (c *Client) Explain(err error, repo name.Repository, action string) error {
+func (c *Client) Explain(err error, repo name.Repository, action Action) error {
 	return redact.Error(c.explain(err, repo, action), c.sentCredentials()...)
 }
 
-func (c *Client) explain(err error, repo name.Repository, action string) error {
+func (c *Client) explain(err error, repo name.Repository, action Action) error {
 	if err == nil {
 		return nil
 	}
@@ -147,7 +191,10 @@ func (c *Client) explain(err error, repo name.Repository, action string) error {
 	return err
 }
 
-// hint lists what to set for reg, most specific first.
+// hint lists what to set for reg, most specific first: the cloud
+// provider's credentials for its registries, then the inputs and Docker
+// configs every platform has. How to give them on the job's CI platform is
+// added by the platform layer (see need).
 func (c *Client) hint(reg string) string {
 	var specific []string
 	host := strings.ToLower(reg)
@@ -155,8 +202,6 @@ func (c *Client) hint(reg string) string {
 		host = h
 	}
 	switch {
-	case reg == "ghcr.io":
-		specific = append(specific, "on GitHub Actions pass GITHUB_TOKEN to the step (env: GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}) and grant the job `permissions: packages: write`")
 	case isECR(host):
 		specific = append(specific, "for Amazon ECR provide AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or a web identity role)")
 	case isACR(host):
@@ -164,10 +209,7 @@ func (c *Client) hint(reg string) string {
 	case isGoogle(host):
 		specific = append(specific, "for Google provide application default credentials (GOOGLE_APPLICATION_CREDENTIALS or workload identity)")
 	}
-	if ci := c.getenv("CI_REGISTRY"); ci != "" && registryKey(ci) == reg {
-		specific = append(specific, "GitLab's CI_REGISTRY_USER/CI_REGISTRY_PASSWORD apply to "+reg+": check that the job token may access this project")
-	}
 	generic := fmt.Sprintf("set the username and password inputs, or registry-auth (a Docker config JSON, raw or base64, with an entry for %s), "+
-		"or DOCKER_AUTH_CONFIG, or a $DOCKER_CONFIG/config.json that has credentials for %s (GitLab: CI_REGISTRY_USER/CI_REGISTRY_PASSWORD; GitHub: GITHUB_TOKEN for ghcr.io)", reg, reg)
+		"or DOCKER_AUTH_CONFIG, or a $DOCKER_CONFIG/config.json that has credentials for %s", reg, reg)
 	return strings.Join(append(specific, generic), "; ")
 }

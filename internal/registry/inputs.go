@@ -13,6 +13,9 @@ type Inputs interface {
 	Bool(name string) (bool, error)
 	Getenv(key string) string
 	Mask(secret string)
+	// RegistryCredential is the platform's own credential for a registry
+	// host, if it has one (Options.Ambient).
+	RegistryCredential(host string) (username, password, source string, ok bool)
 }
 
 // FromInputs builds the Client of one tool run from its inputs and the
@@ -40,6 +43,7 @@ func OptionsFromInputs(in Inputs, userAgent string, log *slog.Logger) (Options, 
 		HTTP1:        http1,
 		UserAgent:    userAgent,
 		Getenv:       in.Getenv,
+		Ambient:      in.RegistryCredential,
 		Log:          log,
 		Mask:         in.Mask,
 	}, nil

@@ -24,6 +24,9 @@ func (f *fakeInputs) List(name string) []string {
 func (f *fakeInputs) Bool(name string) (bool, error) { return f.values[name] == "true", nil }
 func (f *fakeInputs) Getenv(key string) string       { return f.env[key] }
 func (f *fakeInputs) Mask(secret string)             { f.masked = append(f.masked, secret) }
+func (f *fakeInputs) RegistryCredential(string) (string, string, string, bool) {
+	return "", "", "", false
+}
 
 func TestFromInputsMasksSecretsInsideRegistryAuth(t *testing.T) {
 	const canary = "CANARY-robot-secret-91c2"

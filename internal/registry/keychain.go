@@ -28,8 +28,6 @@ const (
 	SourceInputs       = "the username and password inputs"
 	SourceRegistryAuth = "the registry-auth input"
 	SourceDockerAuth   = "DOCKER_AUTH_CONFIG"
-	SourceCIRegistry   = "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD"
-	SourceGitHubToken  = "GITHUB_TOKEN"
 	SourceECR          = "the Amazon ECR keychain (AWS credentials)"
 	SourceACR          = "the Azure ACR keychain (AZURE_* environment / workload identity)"
 	SourceGoogle       = "the Google keychain (application default credentials / gcloud)"
@@ -340,7 +338,7 @@ func (c *Client) lookup(ctx context.Context, r authn.Resource, target bool) reso
 	basic := func(u, p, source string) resolution {
 		return resolution{auth: authn.FromConfig(authn.AuthConfig{Username: u, Password: p}), source: source}
 	}
-	if target && c.opts.Username != "" && c.opts.Password != "" {
+	if (target || c.isTargetHost(reg)) && c.opts.Username != "" && c.opts.Password != "" {
 		return basic(c.opts.Username, c.opts.Password, SourceInputs)
 	}
 	for _, cfg := range c.configs {
@@ -348,18 +346,9 @@ func (c *Client) lookup(ctx context.Context, r authn.Resource, target bool) reso
 			return res
 		}
 	}
-	if ci := c.getenv("CI_REGISTRY"); ci != "" && registryKey(ci) == reg {
-		if u, p := c.getenv("CI_REGISTRY_USER"), c.getenv("CI_REGISTRY_PASSWORD"); u != "" && p != "" {
-			return basic(u, p, SourceCIRegistry)
-		}
-	}
-	if reg == "ghcr.io" {
-		if tok := c.getenv("GITHUB_TOKEN"); tok != "" {
-			user := c.getenv("GITHUB_ACTOR")
-			if user == "" {
-				user = "x-access-token"
-			}
-			return basic(user, tok, SourceGitHubToken)
+	if c.opts.Ambient != nil {
+		if u, p, source, ok := c.opts.Ambient(reg); ok && u != "" && p != "" {
+			return basic(u, p, source)
 		}
 	}
 	if kc, source := cloudKeychain(reg); kc != nil {

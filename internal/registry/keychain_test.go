@@ -69,7 +69,7 @@ func TestKeychainOrderAndHostMatching(t *testing.T) {
 		{name: "inputs for a target", opts: Options{Username: "in-user", Password: "in-pass"}, repo: "ghcr.io/o/app", targets: []string{"ghcr.io"},
 			env: map[string]string{"GITHUB_TOKEN": "gh-token"}, want: authn.AuthConfig{Username: "in-user", Password: "in-pass"}, wantSource: SourceInputs},
 		{name: "inputs not for other registries", opts: Options{Username: "in-user", Password: "in-pass"}, repo: "ghcr.io/o/app", targets: []string{"quay.io"},
-			env: map[string]string{"GITHUB_TOKEN": "gh-token"}, want: authn.AuthConfig{Username: "x-access-token", Password: "gh-token"}, wantSource: SourceGitHubToken},
+			env: map[string]string{"GITHUB_TOKEN": "gh-token"}, want: authn.AuthConfig{Username: "x-access-token", Password: "gh-token"}, wantSource: "GITHUB_TOKEN"},
 		{name: "inputs beat registry-auth", opts: Options{Username: "in-user", Password: "in-pass", RegistryAuth: registryAuth}, repo: "both.example.com/app", targets: []string{"both.example.com"},
 			want: authn.AuthConfig{Username: "in-user", Password: "in-pass"}, wantSource: SourceInputs},
 		{name: "registry-auth raw, https:// key", opts: Options{RegistryAuth: registryAuth}, repo: "both.example.com/app",
@@ -99,22 +99,23 @@ func TestKeychainOrderAndHostMatching(t *testing.T) {
 		{name: "credsStore for Docker Hub", env: map[string]string{"DOCKER_CONFIG": storeDir, "PATH": helperDir}, repo: "library/alpine",
 			want: authn.AuthConfig{Username: "hub-user", Password: "hub-pass"}, wantSource: "docker-credential-fake"},
 		{name: "helper not installed falls through", env: map[string]string{"DOCKER_CONFIG": fileDir, "PATH": helperDir, "CI_REGISTRY": "missing.example.com", "CI_REGISTRY_USER": "u", "CI_REGISTRY_PASSWORD": "job-token-1"},
-			repo: "missing.example.com/app", want: authn.AuthConfig{Username: "u", Password: "job-token-1"}, wantSource: SourceCIRegistry},
+			repo: "missing.example.com/app", want: authn.AuthConfig{Username: "u", Password: "job-token-1"}, wantSource: "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD"},
 		{name: "helper without credentials falls through", env: map[string]string{"DOCKER_CONFIG": storeDir, "PATH": helperDir}, repo: "other.example.com/app"},
 		{name: "kaniko config", env: map[string]string{"DOCKER_CONFIG": fileDir}, repo: "kaniko.example.com/app",
 			want: authn.AuthConfig{Username: "kaniko-user", Password: "kaniko-pass"}, wantSource: filepath.Join(kanikoDir, "config.json")},
 		{name: "CI_REGISTRY with https:// prefix", env: map[string]string{"CI_REGISTRY": "https://registry.gitlab.com", "CI_REGISTRY_USER": "gitlab-ci-token", "CI_REGISTRY_PASSWORD": "job-token"},
-			repo: "registry.gitlab.com/g/app", want: authn.AuthConfig{Username: "gitlab-ci-token", Password: "job-token"}, wantSource: SourceCIRegistry},
+			repo: "registry.gitlab.com/g/app", want: authn.AuthConfig{Username: "gitlab-ci-token", Password: "job-token"}, wantSource: "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD"},
 		{name: "CI_REGISTRY only for its host", env: map[string]string{"CI_REGISTRY": "registry.gitlab.com", "CI_REGISTRY_USER": "gitlab-ci-token", "CI_REGISTRY_PASSWORD": "job-token"},
 			repo: "quay.io/o/app"},
 		{name: "GITHUB_TOKEN with GITHUB_ACTOR", env: map[string]string{"GITHUB_TOKEN": "gh-token", "GITHUB_ACTOR": "octocat"}, repo: "ghcr.io/o/app",
-			want: authn.AuthConfig{Username: "octocat", Password: "gh-token"}, wantSource: SourceGitHubToken},
+			want: authn.AuthConfig{Username: "octocat", Password: "gh-token"}, wantSource: "GITHUB_TOKEN"},
 		{name: "GITHUB_TOKEN only for ghcr.io", env: map[string]string{"GITHUB_TOKEN": "gh-token"}, repo: "docker.io/o/app"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var logBuf bytes.Buffer
 			tt.opts.Getenv = func(k string) string { return tt.env[k] }
+			tt.opts.Ambient = platformCredential(tt.env)
 			tt.opts.Log = slog.New(slog.NewTextHandler(&logBuf, nil))
 			c, err := newClient(tt.opts, filepath.Join(kanikoDir, "config.json"))
 			require.NoError(t, err)
@@ -198,6 +199,7 @@ func TestInvalidCredentialsConfigIsReportedWithoutTheSecret(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.opts.Getenv = func(k string) string { return tt.env[k] }
+			tt.opts.Ambient = platformCredential(tt.env)
 			_, err := newClient(tt.opts, "")
 			require.Error(t, err)
 			for _, w := range tt.want {
@@ -267,5 +269,24 @@ func TestInsecureHostMatching(t *testing.T) {
 		t.Run(tt.host+" "+tt.scheme, func(t *testing.T) {
 			require.Equal(t, tt.want, set.contains(tt.host, tt.scheme))
 		})
+	}
+}
+
+// platformCredential stands in for internal/ci's Job.RegistryCredential
+// (tested there): GitLab's CI_REGISTRY credentials for its host, GitHub's
+// GITHUB_TOKEN for ghcr.io.
+func platformCredential(env map[string]string) func(string) (string, string, string, bool) {
+	return func(host string) (string, string, string, bool) {
+		if r := strings.TrimPrefix(env["CI_REGISTRY"], "https://"); r != "" && r == host && env["CI_REGISTRY_USER"] != "" {
+			return env["CI_REGISTRY_USER"], env["CI_REGISTRY_PASSWORD"], "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD", true
+		}
+		if host == "ghcr.io" && env["GITHUB_TOKEN"] != "" {
+			user := env["GITHUB_ACTOR"]
+			if user == "" {
+				user = "x-access-token"
+			}
+			return user, env["GITHUB_TOKEN"], "GITHUB_TOKEN", true
+		}
+		return "", "", "", false
 	}
 }

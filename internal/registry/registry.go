@@ -32,11 +32,16 @@ type Options struct {
 	HTTP1 bool
 	// UserAgent is sent with every request (hoist/<version>).
 	UserAgent string
-	// Getenv reads the environment for the credential conventions
-	// (DOCKER_AUTH_CONFIG, DOCKER_CONFIG, HOME, PATH for credential helpers,
-	// CI_REGISTRY*, GITHUB_TOKEN, GITHUB_ACTOR, proxy variables). Nil means an
-	// empty environment.
+	// Getenv reads the environment for Docker's credential conventions
+	// (DOCKER_AUTH_CONFIG, DOCKER_CONFIG, HOME, PATH for credential helpers)
+	// and proxy variables. Nil means an empty environment.
 	Getenv func(string) string
+	// Ambient gives the credentials the CI platform provides for a registry
+	// host (GitLab's CI_REGISTRY_USER/CI_REGISTRY_PASSWORD for its registry,
+	// GITHUB_TOKEN for ghcr.io), and their source's name; internal/ci
+	// answers it. After the inputs and Docker configs, before the cloud
+	// keychains. Nil: none.
+	Ambient func(host string) (username, password, source string, ok bool)
 	// Transport is the base transport (tests put a proxy or a counter here).
 	// Nil means a clone of remote.DefaultTransport. TLS settings (skipping
 	// verification for insecure hosts) and HTTP1 can only be applied when it
@@ -93,6 +98,7 @@ type Client struct {
 	kanikoConfig string
 
 	mu      sync.Mutex
+	targets map[string]bool       // hosts written to: the inputs apply to every request there
 	sources map[string]string     // registry → source of its credentials (last resolution)
 	cache   map[string]resolution // resource|target → resolved credentials
 	logged  map[string]bool       // registry|source already logged
@@ -113,6 +119,7 @@ func newClient(opts Options, kanikoConfig string) (*Client, error) {
 		getenv:       opts.Getenv,
 		log:          opts.Log,
 		kanikoConfig: kanikoConfig,
+		targets:      map[string]bool{},
 		sources:      map[string]string{},
 		cache:        map[string]resolution{},
 		logged:       map[string]bool{},
@@ -226,14 +233,26 @@ func (c *Client) Puller(ctx context.Context, targets ...name.Registry) (*remote.
 	return p, nil
 }
 
-// Keychain returns the keychain of this client; Username/Password apply to
-// the targets only.
+// Keychain returns the keychain of this client. Username/Password apply to
+// the targets — the registries a tool writes to — for every request there,
+// reads included (a base image on the registry the build pushes to), and
+// to no other registry.
 func (c *Client) Keychain(targets ...name.Registry) authn.Keychain {
 	k := keychain{c: c, targets: map[string]bool{}}
+	c.mu.Lock()
 	for _, t := range targets {
 		k.targets[t.RegistryStr()] = true
+		c.targets[t.RegistryStr()] = true
 	}
+	c.mu.Unlock()
 	return k
+}
+
+// isTargetHost reports whether a keychain named host as a target.
+func (c *Client) isTargetHost(host string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.targets[host]
 }
 
 // Source names where the credentials last resolved for host (a registry

@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hoist-ci/hoist/internal/need"
 	"github.com/hoist-ci/hoist/internal/registry"
 	"github.com/hoist-ci/hoist/internal/testrig"
 )
@@ -109,7 +110,7 @@ func TestInsecurePolicy(t *testing.T) {
 			require.ErrorContains(t, err, tt.wantErr)
 			var ie *registry.InsecureError
 			require.ErrorAs(t, err, &ie)
-			explained := c.Explain(err, r.Context(), "pushing to")
+			explained := c.Explain(err, r.Context(), registry.Push)
 			require.True(t, strings.HasPrefix(explained.Error(), "pushing to "+host+"/team/app: refusing plain HTTP to "+host), explained.Error())
 			require.Contains(t, explained.Error(), "insecure-registries: "+host)
 		})
@@ -130,7 +131,7 @@ func TestInsecureSkipsTLSVerificationOnlyForListedHosts(t *testing.T) {
 	r := ref(t, unlisted, host+"/team/app:1")
 	_, err = remote.Head(r, unlisted.RemoteOptions(t.Context())...)
 	require.Error(t, err)
-	explained := unlisted.Explain(err, r.Context(), "reading")
+	explained := unlisted.Explain(err, r.Context(), registry.Read)
 	require.Contains(t, explained.Error(), "cannot verify the TLS certificate of "+host)
 	require.Contains(t, explained.Error(), "insecure-registries: "+host)
 }
@@ -357,20 +358,20 @@ func TestAuthErrorsAreExplainedNotRetriedAndMasked(t *testing.T) {
 	tests := []struct {
 		name       string
 		opts       registry.Options
-		action     string
+		action     registry.Action
 		want       []string
 		wantSource string
 	}{
-		{"wrong password inputs, reading", registry.Options{Username: "ci", Password: canary}, "reading",
+		{"wrong password inputs, reading", registry.Options{Username: "ci", Password: canary}, registry.Read,
 			[]string{"reading " + repo + ": the registry answered 401 Unauthorized", "credentials for " + reg.Host + " from the username and password inputs were refused", "registry-auth", "DOCKER_AUTH_CONFIG"},
 			registry.SourceInputs},
-		{"wrong password inputs, pushing", registry.Options{Username: "ci", Password: canary}, "pushing to",
+		{"wrong password inputs, pushing", registry.Options{Username: "ci", Password: canary}, registry.Push,
 			[]string{"pushing to " + repo, "may push to " + repo, "from the username and password inputs were refused"},
 			registry.SourceInputs},
-		{"registry-auth refused", registry.Options{RegistryAuth: `{"auths":{"` + reg.Host + `":{"username":"ci","password":"` + canary + `"}}}`}, "reading",
+		{"registry-auth refused", registry.Options{RegistryAuth: `{"auths":{"` + reg.Host + `":{"username":"ci","password":"` + canary + `"}}}`}, registry.Read,
 			[]string{"from the registry-auth input were refused"}, registry.SourceRegistryAuth},
-		{"no credentials", registry.Options{}, "pushing to",
-			[]string{"hoist found no credentials for " + reg.Host, "set the username and password inputs", "CI_REGISTRY_USER", "GITHUB_TOKEN"}, ""},
+		{"no credentials", registry.Options{}, registry.Push,
+			[]string{"hoist found no credentials for " + reg.Host, "set the username and password inputs"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -383,7 +384,7 @@ func TestAuthErrorsAreExplainedNotRetriedAndMasked(t *testing.T) {
 			c := newClient(t, tt.opts)
 			r := ref(t, c, repo+":1")
 			var err error
-			if tt.action == "reading" {
+			if tt.action == registry.Read {
 				_, err = remote.Head(r, c.RemoteOptions(t.Context(), r.Context().Registry)...)
 				counts := counter.Snapshot()
 				require.Equal(t, 2, counts.Total(), "ping + one HEAD, no retry: %v", counts)
@@ -418,10 +419,10 @@ func TestExplainLeavesOtherErrorsAlone(t *testing.T) {
 	repo, err := c.Repo("ghcr.io/hoist-ci/app")
 	require.NoError(t, err)
 	boom := errors.New("boom")
-	require.Same(t, boom, c.Explain(boom, repo, "reading"))
-	require.NoError(t, c.Explain(nil, repo, "reading"))
+	require.Same(t, boom, c.Explain(boom, repo, registry.Read))
+	require.NoError(t, c.Explain(nil, repo, registry.Read))
 	canceled := context.Canceled
-	require.Equal(t, canceled, c.Explain(canceled, repo, "reading"))
+	require.Equal(t, canceled, c.Explain(canceled, repo, registry.Read))
 }
 
 func TestAuthHintsPerRegistry(t *testing.T) {
@@ -434,11 +435,12 @@ func TestAuthHintsPerRegistry(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{"ghcr.io/o/app", nil, "permissions: packages: write"},
 		{"123456789012.dkr.ecr.eu-west-1.amazonaws.com/app", nil, "for Amazon ECR provide AWS credentials"},
 		{"myreg.azurecr.io/app", nil, "AZURE_FEDERATED_TOKEN_FILE"},
 		{"europe-docker.pkg.dev/p/r/app", nil, "application default credentials"},
-		{"registry.gitlab.example.com/g/app", map[string]string{"CI_REGISTRY": "registry.gitlab.example.com"}, "GitLab's CI_REGISTRY_USER/CI_REGISTRY_PASSWORD apply"},
+		// How to give ghcr.io or GitLab's registry credentials on each CI
+		// platform is internal/ci's (TestPlatformFixes): here, the need.
+		{"ghcr.io/o/app", nil, "set the username and password inputs"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.repo, func(t *testing.T) {
@@ -448,7 +450,14 @@ func TestAuthHintsPerRegistry(t *testing.T) {
 			require.Error(t, err)
 			repo, rerr := c.Repo(tt.repo)
 			require.NoError(t, rerr)
-			require.Contains(t, c.Explain(err, repo, "pushing to").Error(), tt.want)
+			explained := c.Explain(err, repo, registry.Push)
+			require.Contains(t, explained.Error(), tt.want)
+			kind, subject, ok := need.Of(explained)
+			require.True(t, ok)
+			require.Equal(t, need.RegistryPush, kind)
+			require.Equal(t, repo.RegistryStr(), subject)
+			require.NotContains(t, explained.Error(), "GitHub", "platform fixes are added by internal/ci")
+			require.NotContains(t, explained.Error(), "GitLab")
 		})
 	}
 }
