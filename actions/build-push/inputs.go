@@ -84,7 +84,7 @@ func options(j *ci.Job, src buildSource) (buildpush.Options, error) {
 	for _, v := range o.Secrets {
 		j.Mask(string(v))
 	}
-	o.Output = j.LogWriter()
+	o.Output = j.CommandOutput
 	if self, err := os.Executable(); err == nil {
 		o.SandboxInit = self
 	}
@@ -105,13 +105,7 @@ func options(j *ci.Job, src buildSource) (buildpush.Options, error) {
 			}
 		}
 	}
-	if *bools["insecure-pull"] || *bools["skip-tls-verify-pull"] {
-		hosts, err := buildpush.PullRegistries(o)
-		if err != nil {
-			return o, err
-		}
-		insecure = append(insecure, hosts...)
-	}
+	o.InsecurePull = *bools["insecure-pull"] || *bools["skip-tls-verify-pull"]
 	ro, err := registry.OptionsFromInputs(j, spec.UserAgent(), j.Log)
 	if err != nil {
 		return o, err

@@ -31,6 +31,7 @@ import (
 	"github.com/hoist-ci/hoist/internal/dockerfile"
 	"github.com/hoist-ci/hoist/internal/gitmeta"
 	"github.com/hoist-ci/hoist/internal/layer"
+	"github.com/hoist-ci/hoist/internal/need"
 	"github.com/hoist-ci/hoist/internal/registry"
 	"github.com/hoist-ci/hoist/internal/snapshot"
 	"github.com/hoist-ci/hoist/internal/testrig"
@@ -501,4 +502,44 @@ func TestDestinationThatIsABaseDirectory(t *testing.T) {
 	require.Contains(t, layerFiles(t, img, 1), "etc/a.txt", "into the base's /etc directory")
 	require.Contains(t, layerFiles(t, img, 2), "bin/tool", "bin/tool is not a directory of the base")
 	require.Contains(t, layerFiles(t, img, 3), "bin", "COPY --link never looks at the base: a file named /bin, as BuildKit writes")
+}
+
+// TestInsecurePull: kaniko's --insecure-pull lets the base images'
+// registries (named by the Dockerfile, parsed once) use plain HTTP; without
+// it, such a base is refused with the fix.
+func TestInsecurePull(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"Dockerfile": "FROM " + e.base + "\nCOPY a /a\n", "a": "a"})
+	strict, err := registry.New(registry.Options{UserAgent: "hoist/test"})
+	require.NoError(t, err)
+	o := Options{Context: dir, Registry: strict, OCILayoutPath: filepath.Join(t.TempDir(), "layout")}
+	_, err = Run(context.Background(), o)
+	require.ErrorContains(t, err, "insecure-registries", "the base's registry serves plain HTTP and is not listed")
+
+	strict, err = registry.New(registry.Options{UserAgent: "hoist/test"})
+	require.NoError(t, err)
+	o.Registry, o.InsecurePull = strict, true
+	_, err = Run(context.Background(), o)
+	require.NoError(t, err)
+}
+
+// TestRefusedPushSaysPush: a 401 on the push names the action (the
+// registry's Explain took a free-form string, and build-push's "push" made
+// it say "may access").
+func TestRefusedPushSaysPush(t *testing.T) {
+	reg := testrig.Registry(t, testrig.RegistryOptions{Users: map[string]string{"ci": "right"}})
+	client, err := registry.New(registry.Options{Insecure: []string{reg.Host}, Username: "ci", Password: "CANARY-wrong-pass", UserAgent: "hoist/test"})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"Dockerfile": "FROM scratch\nCOPY a /a\n", "a": "a"})
+	_, err = Run(context.Background(), Options{Context: dir, Registry: client, Push: true, Tags: []string{reg.Host + "/team/app:1"}})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "pushing to "+reg.Host+"/team/app")
+	require.Contains(t, err.Error(), "may push to "+reg.Host+"/team/app")
+	require.NotContains(t, err.Error(), "CANARY-wrong-pass")
+	kind, subject, ok := need.Of(err)
+	require.True(t, ok)
+	require.Equal(t, need.RegistryPush, kind)
+	require.Equal(t, reg.Host, subject)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -23,12 +24,15 @@ import (
 // cache key (tag = the key), holding the layer. A hit is a remote layer of
 // the cache repository, so the push mounts it instead of uploading it.
 type cache struct {
-	o    Options
-	repo name.Repository
-	ctx  context.Context
-	wg   sync.WaitGroup
-	mu   sync.Mutex
-	errs int
+	repo    name.Repository
+	links   *links
+	log     *slog.Logger
+	now     func() time.Time
+	ttl     time.Duration // entries older are ignored; 0: no limit
+	tempDir string
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	errs    int
 	// stored are the layers written to the cache, by digest: the push of
 	// the image mounts them from there instead of uploading them again.
 	stored map[v1.Hash]name.Digest
@@ -43,9 +47,9 @@ const (
 
 func (c *cache) lookup(ctx context.Context, key string) (v1.Layer, bool) {
 	ref := c.repo.Tag(key)
-	desc, err := remote.Get(ref, c.o.links.forTarget()...)
+	desc, err := remote.Get(ref, c.links.forTarget()...)
 	if err != nil {
-		c.o.Log.Debug("cache miss", "key", key)
+		c.log.Debug("cache miss", "key", key)
 		return nil, false
 	}
 	var m v1.Manifest
@@ -58,17 +62,17 @@ func (c *cache) lookup(ctx context.Context, key string) (v1.Layer, bool) {
 		// An entry written before the annotations: read its config.
 		return c.lookupByConfig(key, desc)
 	}
-	if c.o.CacheTTL > 0 && c.o.Now().Sub(created) > c.o.CacheTTL {
-		c.o.Log.Info("cache entry expired", "key", key, "created", created.Format(time.RFC3339))
+	if c.ttl > 0 && c.now().Sub(created) > c.ttl {
+		c.log.Info("cache entry expired", "key", key, "created", created.Format(time.RFC3339))
 		return nil, false
 	}
 	ld := m.Layers[0]
 	ldRef := c.repo.Digest(ld.Digest.String())
-	l, err := remote.Layer(ldRef, c.o.links.forTarget()...)
+	l, err := remote.Layer(ldRef, c.links.forTarget()...)
 	if err != nil {
 		return nil, false
 	}
-	c.o.Log.Info("cache hit", "key", key)
+	c.log.Info("cache hit", "key", key)
 	return &remote.MountableLayer{Layer: &cachedLayer{Layer: l, desc: ld, diffID: diffID}, Reference: ldRef}, true
 }
 
@@ -81,15 +85,15 @@ func (c *cache) lookupByConfig(key string, desc *remote.Descriptor) (v1.Layer, b
 	if err != nil {
 		return nil, false
 	}
-	if c.o.CacheTTL > 0 && c.o.Now().Sub(cf.Created.Time) > c.o.CacheTTL {
-		c.o.Log.Info("cache entry expired", "key", key, "created", cf.Created.Time.Format(time.RFC3339))
+	if c.ttl > 0 && c.now().Sub(cf.Created.Time) > c.ttl {
+		c.log.Info("cache entry expired", "key", key, "created", cf.Created.Time.Format(time.RFC3339))
 		return nil, false
 	}
 	layers, err := img.Layers()
 	if err != nil || len(layers) != 1 {
 		return nil, false
 	}
-	c.o.Log.Info("cache hit", "key", key)
+	c.log.Info("cache hit", "key", key)
 	return layers[0], true
 }
 
@@ -103,9 +107,12 @@ type cachedLayer struct {
 	diffID v1.Hash
 }
 
-func (l *cachedLayer) Digest() (v1.Hash, error)            { return l.desc.Digest, nil }
-func (l *cachedLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
-func (l *cachedLayer) Size() (int64, error)                { return l.desc.Size, nil }
+func (l *cachedLayer) Digest() (v1.Hash, error) { return l.desc.Digest, nil }
+
+func (l *cachedLayer) DiffID() (v1.Hash, error) { return l.diffID, nil }
+
+func (l *cachedLayer) Size() (int64, error) { return l.desc.Size, nil }
+
 func (l *cachedLayer) MediaType() (types.MediaType, error) { return l.desc.MediaType, nil }
 
 // store writes a layer to the cache in the background; failures only warn.
@@ -117,7 +124,7 @@ func (c *cache) store(key string, l v1.Layer) {
 			c.mu.Lock()
 			c.errs++
 			c.mu.Unlock()
-			c.o.Log.Warn("writing the layer cache failed; the build goes on", "repo", c.repo.String(), "error", err)
+			c.log.Warn("writing the layer cache failed; the build goes on", "repo", c.repo.String(), "error", err)
 			return
 		}
 		if d, err := l.Digest(); err == nil {
@@ -143,7 +150,7 @@ func (c *cache) write(key string, l v1.Layer) error {
 		return err
 	}
 	cf = cf.DeepCopy()
-	now := c.o.Now().UTC()
+	now := c.now().UTC()
 	cf.Created = v1.Time{Time: now}
 	cf.OS, cf.Architecture = "linux", "amd64"
 	if img, err = mutate.ConfigFile(img, cf); err != nil {
@@ -155,7 +162,7 @@ func (c *cache) write(key string, l v1.Layer) error {
 	}
 	img = mutate.Annotations(img, map[string]string{annotationCreated: now.Format(time.RFC3339Nano), annotationDiffID: diffID.String()}).(v1.Image)
 	ref := c.repo.Tag(key)
-	if err := remote.Write(ref, img, c.o.links.forTarget()...); err != nil {
+	if err := remote.Write(ref, img, c.links.forTarget()...); err != nil {
 		return fmt.Errorf("pushing %s: %w", ref, err)
 	}
 	return nil
@@ -189,7 +196,7 @@ func baseIndexTag(d v1.Hash) string { return "base-" + d.Hex }
 // baseIndex reads a base image's file list from the cache.
 func (c *cache) baseIndex(ctx context.Context, d v1.Hash) (*layer.Tree, bool) {
 	ref := c.repo.Tag(baseIndexTag(d))
-	img, err := remote.Image(ref, c.o.links.forTarget(remote.WithContext(ctx))...)
+	img, err := remote.Image(ref, c.links.forTarget(remote.WithContext(ctx))...)
 	if err != nil {
 		return nil, false
 	}
@@ -209,7 +216,7 @@ func (c *cache) baseIndex(ctx context.Context, d v1.Hash) (*layer.Tree, bool) {
 	t := layer.NewTree()
 	data, err := io.ReadAll(io.LimitReader(tr, 256<<20))
 	if err != nil || json.Unmarshal(data, t) != nil {
-		c.o.Log.Warn("the base image's file list in the cache is unreadable; reading the base", "tag", ref.String())
+		c.log.Warn("the base image's file list in the cache is unreadable; reading the base", "tag", ref.String())
 		return nil, false
 	}
 	return t, true
@@ -220,24 +227,24 @@ func (c *cache) baseIndex(ctx context.Context, d v1.Hash) (*layer.Tree, bool) {
 func (c *cache) storeBaseIndex(d v1.Hash, t *layer.Tree) {
 	data, err := json.Marshal(t)
 	if err != nil {
-		c.o.Log.Warn("writing the base image's file list to the cache", "error", err)
+		c.log.Warn("writing the base image's file list to the cache", "error", err)
 		return
 	}
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		l, err := layer.Build([]layer.Entry{{Name: "index.json", Mode: 0o644, Size: int64(len(data)),
-			Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }}}, layer.Gzip, layer.OCI, c.o.TempDir)
+			Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }}}, layer.Gzip, layer.OCI, c.tempDir)
 		if err == nil {
 			defer l.Close()
 			var img v1.Image
 			if img, err = mutate.Append(empty.Image, mutate.Addendum{Layer: l}); err == nil {
 				img = mutate.ConfigMediaType(mutate.MediaType(img, types.OCIManifestSchema1), types.OCIConfigJSON)
-				err = remote.Write(c.repo.Tag(baseIndexTag(d)), img, c.o.links.forTarget()...)
+				err = remote.Write(c.repo.Tag(baseIndexTag(d)), img, c.links.forTarget()...)
 			}
 		}
 		if err != nil {
-			c.o.Log.Warn("writing the base image's file list to the cache failed; the build goes on", "repo", c.repo.String(), "error", err)
+			c.log.Warn("writing the base image's file list to the cache failed; the build goes on", "repo", c.repo.String(), "error", err)
 		}
 	}()
 }

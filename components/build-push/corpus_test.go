@@ -117,7 +117,7 @@ func TestCorpus(t *testing.T) {
 				var out bytes.Buffer
 				o := Options{
 					Context: dir, Tags: []string{ref}, Push: true, Registry: client, BuildArgs: args,
-					SandboxInit: self, CacheDir: cacheDir, TempDir: t.TempDir(), Output: &out,
+					SandboxInit: self, CacheDir: cacheDir, TempDir: t.TempDir(), Output: linesTo(&out),
 				}
 				ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 				start := time.Now()

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,10 +13,8 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"golang.org/x/sys/unix"
-
 	"github.com/hoist-ci/hoist/internal/extract"
-	"github.com/hoist-ci/hoist/internal/layer"
+	"golang.org/x/sys/unix"
 )
 
 // materialize unpacks a stage's filesystem (its base image's layers, then
@@ -199,66 +195,4 @@ func rootRead(root, p string) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	return data, true, nil
-}
-
-// writeEntries writes entries (a bind mount's contents) into a directory
-// of a root, under target; entries outside target (the parents a layer
-// repeats) are skipped.
-func writeEntries(root, target string, entries []layer.Entry) error {
-	target = strings.Trim(target, "/")
-	for _, e := range entries {
-		if e.Name != target && !strings.HasPrefix(e.Name, target+"/") {
-			continue
-		}
-		host, err := securejoin.SecureJoin(root, path.Dir("/"+e.Name))
-		if err != nil {
-			return err
-		}
-		host = filepath.Join(host, path.Base(e.Name))
-		perm := e.Mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
-		switch {
-		case e.Mode.IsDir():
-			if err := os.MkdirAll(host, 0o755); err != nil {
-				return err
-			}
-		case e.Mode&fs.ModeSymlink != 0:
-			_ = os.Remove(host)
-			if err := os.Symlink(e.Linkname, host); err != nil {
-				return err
-			}
-			_ = os.Lchown(host, e.UID, e.GID)
-			continue
-		case e.Open != nil:
-			if err := os.MkdirAll(filepath.Dir(host), 0o755); err != nil {
-				return err
-			}
-			if err := copyFile(host, e.Open); err != nil {
-				return fmt.Errorf("writing %s: %w", e.Name, err)
-			}
-		default:
-			continue
-		}
-		_ = os.Lchown(host, e.UID, e.GID)
-		if err := os.Chmod(host, perm); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func copyFile(dst string, open func() (io.ReadCloser, error)) error {
-	rc, err := open()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, rc); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -68,14 +68,14 @@ func TestRootlessWithoutSubordinateIDs(t *testing.T) {
 	}
 	e := runEnv(t)
 	df := "ARG BASE\nFROM ${BASE}\nUSER 0:0\nRUN id > /id.txt\n"
-	res, out, err := build(t, e, map[string]string{"Dockerfile": df}, nil)
+	res, out, err := buildFiles(t, e, map[string]string{"Dockerfile": df}, nil)
 	require.NoError(t, err, out)
 	id, _ := fileOf(t, pull(t, res.Tags[0]), "id.txt")
 	// No supplementary group at all: the namespace denies setgroups
 	// (docker run shows groups=0(root)).
 	require.Equal(t, "uid=0(root) gid=0(root)\n", id.Content)
 
-	_, _, err = build(t, e, map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nUSER app\nRUN id\n"}, nil)
+	_, _, err = buildFiles(t, e, map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nUSER app\nRUN id\n"}, nil)
 	require.ErrorContains(t, err, "Dockerfile:4: RUN: uid 1000, gid 1000, gid 50: not among the ids build-push may use")
 	require.ErrorContains(t, err, "usermod --add-subuids")
 	require.ErrorContains(t, err, "newuidmap")
@@ -90,9 +90,9 @@ func TestRootlessWhereTheKernelForbidsIt(t *testing.T) {
 	}
 	require.NotEqual(t, 0, os.Geteuid(), "no user namespace could be entered")
 	e := runEnv(t)
-	_, out, err := build(t, e, map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY Dockerfile /\n"}, nil)
+	_, out, err := buildFiles(t, e, map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nCOPY Dockerfile /\n"}, nil)
 	require.NoError(t, err, out)
-	_, _, err = build(t, e, map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN true\n"}, nil)
+	_, _, err = buildFiles(t, e, map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN true\n"}, nil)
 	require.ErrorContains(t, err, "Dockerfile:3: RUN: not permitted here: isolation namespaces: build-push is not root, so RUN needs an unprivileged user namespace")
 	require.ErrorContains(t, err, "user.max_user_namespaces is 0 (sysctl -w user.max_user_namespaces=15000)")
 	require.ErrorContains(t, err, "or run build-push as root")

@@ -99,7 +99,7 @@ func TestScratchInMemoryIsBounded(t *testing.T) {
 		}
 	}()
 	var logs bytes.Buffer
-	res, out, err := build(t, e, map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN wc -c < /big > /size\n"}, func(o *Options) {
+	res, out, err := buildFiles(t, e, map[string]string{"Dockerfile": "ARG BASE\nFROM ${BASE}\nRUN wc -c < /big > /size\n"}, func(o *Options) {
 		o.BuildArgs["BASE"] = bombed
 		o.memory = memoryScratch{dir: shm, min: 16 << 20}
 		o.Log = slog.New(slog.NewTextHandler(&logs, nil))

@@ -6,7 +6,72 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/hoist-ci/hoist/internal/layer"
 )
+
+// owner resolves --chown (or the USER a WORKDIR is made for) to uid:gid,
+// as BuildKit does: a name is looked up in the stage's /etc/passwd and
+// /etc/group; a user without a group gets its primary group (a numeric
+// one, the same number).
+func (b *builder) owner(ctx context.Context, out *stageOut, spec, what string) (*layer.Owner, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	user, group, hasGroup := strings.Cut(spec, ":")
+	o := &layer.Owner{}
+	uid, err := strconv.Atoi(user)
+	primary := -1
+	if err != nil {
+		data, ok, rerr := b.readFile(ctx, out, "/etc/passwd")
+		if rerr != nil {
+			return nil, rerr
+		}
+		if !ok {
+			return nil, fmt.Errorf("%s=%s: the stage has no /etc/passwd to look up user %q; use a numeric uid", what, spec, user)
+		}
+		found := false
+		for _, e := range parsePasswd(data) {
+			if e.name == user {
+				uid, primary, found = e.uid, e.gid, true
+				break
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("%s=%s: no user %q in the stage's /etc/passwd", what, spec, user)
+		}
+	}
+	o.UID = uid
+	switch {
+	case !hasGroup && primary >= 0:
+		o.GID = primary
+	case !hasGroup:
+		o.GID = uid
+	default:
+		gid, err := strconv.Atoi(group)
+		if err != nil {
+			data, ok, rerr := b.readFile(ctx, out, "/etc/group")
+			if rerr != nil {
+				return nil, rerr
+			}
+			if !ok {
+				return nil, fmt.Errorf("%s=%s: the stage has no /etc/group to look up group %q; use a numeric gid", what, spec, group)
+			}
+			found := false
+			for _, g := range parseGroup(data) {
+				if g.name == group {
+					gid, found = g.gid, true
+					break
+				}
+			}
+			if !found {
+				return nil, fmt.Errorf("%s=%s: no group %q in the stage's /etc/group", what, spec, group)
+			}
+		}
+		o.GID = gid
+	}
+	return o, nil
+}
 
 // runUser is who a RUN runs as.
 type runUser struct {

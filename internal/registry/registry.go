@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -163,6 +164,21 @@ func newClient(opts Options, kanikoConfig string) (*Client, error) {
 
 // IsInsecure reports whether host[:port] is on the insecure list.
 func (c *Client) IsInsecure(host string) bool { return c.insecure.contains(host, "") }
+
+// AllowInsecure adds registries (host[:port]) to the insecure list, as a
+// tool learns them (kaniko's --insecure-pull names the base images'
+// registries, which the Dockerfile decides). Call it before the first
+// request.
+func (c *Client) AllowInsecure(hosts ...string) {
+	for _, h := range hosts {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if host, port, err := net.SplitHostPort(h); err == nil {
+			c.insecure.exact[net.JoinHostPort(host, port)] = true
+		} else if h != "" {
+			c.insecure.anyPort[strings.Trim(h, "[]")] = true
+		}
+	}
+}
 
 func (c *Client) nameOptions(s string) []name.Option {
 	host := s

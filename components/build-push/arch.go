@@ -1,5 +1,0 @@
-package buildpush
-
-import "runtime"
-
-const goarch = runtime.GOARCH
