@@ -29,7 +29,7 @@ import (
 // (no binfmt_misc emulator registered for it) and says how a foreign
 // one runs.
 func (b *builder) checkEmulation(root, platform string) error {
-	p, err := sandbox.ParsePlatform(platform)
+	p, err := dockerfile.ParsePlatform(platform)
 	if err != nil {
 		return err
 	}

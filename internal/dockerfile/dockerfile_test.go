@@ -294,3 +294,21 @@ func FuzzParse(f *testing.F) {
 		})
 	})
 }
+
+func TestParsePlatform(t *testing.T) {
+	for in, want := range map[string]v1.Platform{
+		"linux/arm64":    {OS: "linux", Architecture: "arm64"},
+		"linux/arm/v7":   {OS: "linux", Architecture: "arm", Variant: "v7"},
+		" linux/s390x ":  {OS: "linux", Architecture: "s390x"},
+		"windows/amd64":  {OS: "windows", Architecture: "amd64"},
+		"linux/arm64/v8": {OS: "linux", Architecture: "arm64", Variant: "v8"},
+	} {
+		got, err := ParsePlatform(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "arm64", "linux/", "linux/arm/v7/x"} {
+		_, err := ParsePlatform(in)
+		require.ErrorContains(t, err, "want os/arch[/variant]", in)
+	}
+}

@@ -89,17 +89,16 @@ func FormatPlatform(p v1.Platform) string {
 	return s
 }
 
-// ParsePlatform reads os/arch[/variant].
+// ParsePlatform reads os/arch[/variant] with go-containerregistry's
+// parser, requiring the architecture (an image platform, as in
+// FROM --platform and the platforms input).
 func ParsePlatform(s string) (v1.Platform, error) {
-	parts := strings.Split(strings.TrimSpace(s), "/")
-	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+	s = strings.TrimSpace(s)
+	p, err := v1.ParsePlatform(s)
+	if err != nil || p.OS == "" || p.Architecture == "" || strings.Count(s, "/") > 2 {
 		return v1.Platform{}, fmt.Errorf("platform %q: want os/arch[/variant], such as linux/amd64 or linux/arm64", s)
 	}
-	p := v1.Platform{OS: parts[0], Architecture: parts[1]}
-	if len(parts) == 3 {
-		p.Variant = parts[2]
-	}
-	return p, nil
+	return *p, nil
 }
 
 // platformArgs are the predefined ARGs Docker sets for a platform pair.

@@ -17,40 +17,12 @@ import (
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // Platform is the platform a stage's commands are built for (an image
 // platform: os, architecture, variant).
-type Platform struct {
-	OS           string
-	Architecture string
-	Variant      string
-}
-
-func (p Platform) String() string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
-}
-
-// ParsePlatform reads "os/arch[/variant]" (an image platform, as in
-// FROM --platform); an empty string is the host's platform.
-func ParsePlatform(s string) (Platform, error) {
-	if strings.TrimSpace(s) == "" {
-		return Platform{OS: runtime.GOOS, Architecture: runtime.GOARCH}, nil
-	}
-	parts := strings.Split(strings.TrimSpace(s), "/")
-	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-		return Platform{}, fmt.Errorf("platform %q: use os/arch or os/arch/variant, e.g. linux/arm64", s)
-	}
-	p := Platform{OS: parts[0], Architecture: parts[1]}
-	if len(parts) == 3 {
-		p.Variant = parts[2]
-	}
-	return p, nil
-}
+type Platform = v1.Platform
 
 // ErrNoEmulator wraps the refusal of a foreign platform's RUN: no usable
 // binfmt_misc handler for its architecture.

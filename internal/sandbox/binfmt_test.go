@@ -105,25 +105,6 @@ func TestCheckEmulation(t *testing.T) {
 	}
 }
 
-func TestParsePlatform(t *testing.T) {
-	for in, want := range map[string]Platform{
-		"linux/arm64":    {OS: "linux", Architecture: "arm64"},
-		"linux/arm/v7":   {OS: "linux", Architecture: "arm", Variant: "v7"},
-		" linux/s390x ":  {OS: "linux", Architecture: "s390x"},
-		"":               {OS: runtime.GOOS, Architecture: runtime.GOARCH},
-		"windows/amd64":  {OS: "windows", Architecture: "amd64"},
-		"linux/arm64/v8": {OS: "linux", Architecture: "arm64", Variant: "v8"},
-	} {
-		got, err := ParsePlatform(in)
-		require.NoError(t, err, in)
-		require.Equal(t, want, got, in)
-	}
-	for _, in := range []string{"arm64", "linux/", "linux/arm/v7/x"} {
-		_, err := ParsePlatform(in)
-		require.ErrorContains(t, err, "use os/arch or os/arch/variant", in)
-	}
-}
-
 // TestProbeExecutables: the probe executables run, natively (386 on an
 // amd64 kernel with IA32 emulation) or through the host's emulator. A
 // kernel built without IA32 emulation refuses the 386 probe's format
