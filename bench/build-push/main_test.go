@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"flag"
 	"io"
 	"log"
 	"net/http/httptest"
@@ -23,10 +22,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hoist-ci/hoist/internal/golden"
 	"github.com/hoist-ci/hoist/internal/testrig"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 func TestWriteSection(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "RESULTS.md")
@@ -236,18 +234,11 @@ func TestReport(t *testing.T) {
 		sizes:   map[string]int64{"busybox-run": 1.8e6, "debian": 1.8e6},
 		elapsed: 5 * time.Minute, date: time.Date(2026, 11, 23, 15, 0, 0, 0, time.UTC), loadStart: "1.00", loadEnd: "2.00", machine: "2 CPUs, linux/amd64",
 	}
-	golden(t, "report.md", rep.markdown())
-	golden(t, "chart.svg", rep.chart())
+	goldenFile(t, "report.md", rep.markdown())
+	goldenFile(t, "chart.svg", rep.chart())
 }
 
-func golden(t *testing.T, name, got string) {
+func goldenFile(t *testing.T, name, got string) {
 	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		require.NoError(t, os.MkdirAll("testdata", 0o755))
-		require.NoError(t, os.WriteFile(p, []byte(got), 0o644))
-	}
-	want, err := os.ReadFile(p)
-	require.NoError(t, err, "run go test ./bench/build-push -update to create it")
-	require.Equal(t, string(want), got)
+	golden.String(t, filepath.Join("testdata", name), got)
 }

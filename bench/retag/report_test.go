@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hoist-ci/hoist/internal/golden"
 	"github.com/hoist-ci/hoist/internal/testrig"
 )
 
@@ -136,7 +137,7 @@ func TestWriteSectionIsIdempotent(t *testing.T) {
 }
 
 // TestRender compares the section rendered from fixed rounds with
-// testdata/section.golden; UPDATE_GOLDEN=1 rewrites it.
+// testdata/section.golden; -update rewrites it.
 func TestRender(t *testing.T) {
 	mk := func(wall float64, procs int, recs ...record) sideRun {
 		sr := sideRun{wall: msd(wall), recs: recs}
@@ -169,13 +170,7 @@ func TestRender(t *testing.T) {
 		command: "go run ./bench/retag --write", duration: 42 * time.Second,
 	}
 	got := render(m, []summary{summarize(scenarioToken, rounds)})
-	golden := filepath.Join("testdata", "section.golden")
-	if os.Getenv("UPDATE_GOLDEN") == "1" {
-		require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
-	}
-	want, err := os.ReadFile(golden)
-	require.NoError(t, err, "run UPDATE_GOLDEN=1 go test ./bench/retag to create it")
-	require.Equal(t, string(want), got)
+	golden.String(t, filepath.Join("testdata", "section.golden"), got)
 }
 
 func TestParseFlags(t *testing.T) {

@@ -16,11 +16,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hoist-ci/hoist/internal/golden"
 	"github.com/hoist-ci/hoist/internal/registry"
 	"github.com/hoist-ci/hoist/internal/testrig"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/corpus/*/expected from the built images' output (review the diff: the expected outputs were checked against Docker, see testdata/corpus/README.md)")
 
 var dockerOracle = flag.Bool("docker-oracle", false, "also build the corpus cases Docker's classic builder supports with `DOCKER_BUILDKIT=0 docker build` in the rig's engine and compare their output with the same expected output")
 
@@ -139,8 +138,8 @@ func TestCorpus(t *testing.T) {
 				}
 			}
 			expectedPath := filepath.Join(dir, "expected")
-			if *update && !tc.fails {
-				require.NoError(t, os.WriteFile(expectedPath, []byte(got.String()), 0o644))
+			if golden.Update() && !tc.fails {
+				golden.String(t, expectedPath, got.String())
 				return
 			}
 			want, err := os.ReadFile(expectedPath)

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/hoist-ci/hoist/internal/golden"
 	"github.com/stretchr/testify/require"
 )
 
@@ -78,8 +79,8 @@ func TestGoldenImages(t *testing.T) {
 			require.NoError(t, err)
 
 			got := describeImage(t, built, baseIDs)
-			if *update {
-				require.NoError(t, os.WriteFile(filepath.Join(dir, "expected.json"), []byte(jsonString(t, got)+"\n"), 0o644))
+			if golden.Update() {
+				golden.String(t, filepath.Join(dir, "expected.json"), jsonString(t, got)+"\n")
 				return
 			}
 			var want map[string]any

@@ -12,20 +12,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hoist-ci/hoist/internal/golden"
 	"github.com/hoist-ci/hoist/internal/reports"
 )
 
-var updateGolden = os.Getenv("HOIST_UPDATE_GOLDEN") != ""
-
-func golden(t *testing.T, name, got string) {
+func goldenFile(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if updateGolden {
-		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
-	}
-	want, err := os.ReadFile(path)
-	require.NoError(t, err, "HOIST_UPDATE_GOLDEN=1 creates it")
-	require.Equal(t, string(want), got)
+	golden.String(t, filepath.Join("testdata", "golden", name), got)
 }
 
 // sample runs the gate over the sample project: failures, coverage,
@@ -47,8 +40,8 @@ func sample(t *testing.T) (Result, string) {
 
 func TestRenderGolden(t *testing.T) {
 	res, ws := sample(t)
-	golden(t, "summary.md", strings.ReplaceAll(res.Markdown(), ws, "$WS"))
-	golden(t, "report.txt", strings.ReplaceAll(res.Text(), ws, "$WS"))
+	goldenFile(t, "summary.md", strings.ReplaceAll(res.Markdown(), ws, "$WS"))
+	goldenFile(t, "report.txt", strings.ReplaceAll(res.Text(), ws, "$WS"))
 	require.Equal(t, map[string]string{
 		"passed": "false", "skipped": "false", "tests": "9", "failures": "3", "skipped-tests": "2",
 		"coverage": "83.33", "findings": "3", "score": "8.25",

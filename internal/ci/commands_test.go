@@ -43,7 +43,7 @@ func TestGroup(t *testing.T) {
 			end() // closing twice writes nothing more
 			end2 := j.Group("Second: 100% done\nreally")
 			end2()
-			golden(t, "group-"+string(p)+".txt", h.logStream(p))
+			goldenFile(t, "group-"+string(p)+".txt", h.logStream(p))
 			if p == PlatformLocal {
 				require.Empty(t, h.stdout.String(), "stdout stays machine-readable")
 			}
@@ -68,7 +68,7 @@ func TestAnnotate(t *testing.T) {
 			for _, a := range annotations {
 				j.Annotate(a)
 			}
-			golden(t, "annotations-"+string(p)+".txt", h.logStream(p))
+			goldenFile(t, "annotations-"+string(p)+".txt", h.logStream(p))
 		})
 	}
 }
@@ -89,7 +89,7 @@ func TestLogFormat(t *testing.T) {
 			j.Log.Error("pushing", "error", errors.New("denied: 100% sure\nsecond line"))
 			j.Log.Info("registry said:\n::add-mask::x\n  ::stop-commands::tok")
 			j.Log.Info("")
-			golden(t, "log-"+string(p)+".txt", h.logStream(p))
+			goldenFile(t, "log-"+string(p)+".txt", h.logStream(p))
 		})
 	}
 }

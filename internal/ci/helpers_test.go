@@ -3,13 +3,13 @@ package ci
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/hoist-ci/hoist/internal/golden"
 	"github.com/hoist-ci/hoist/internal/spec"
 )
 
@@ -114,15 +114,8 @@ func with(base map[string]string, kv ...string) map[string]string {
 	return out
 }
 
-// golden compares got with testdata/golden/name; HOIST_UPDATE_GOLDEN=1
-// rewrites the file.
-func golden(t *testing.T, name, got string) {
+// goldenFile compares got with testdata/golden/name (-update rewrites it).
+func goldenFile(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if os.Getenv("HOIST_UPDATE_GOLDEN") == "1" {
-		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
-	}
-	want, err := os.ReadFile(path)
-	require.NoError(t, err, "golden file missing: run with HOIST_UPDATE_GOLDEN=1")
-	require.Equal(t, string(want), got)
+	golden.String(t, filepath.Join("testdata", "golden", name), got)
 }

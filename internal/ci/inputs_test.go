@@ -274,7 +274,7 @@ func TestHelpAndVersion(t *testing.T) {
 	h = newHarness(t, localEnv(), "--help")
 	_, err = Start(context.Background(), testTool(), h.env())
 	require.ErrorIs(t, err, ErrHelp)
-	golden(t, "help-demo-tool.txt", h.stdout.String())
+	goldenFile(t, "help-demo-tool.txt", h.stdout.String())
 
 	h = newHarness(t, localEnv(), "--version")
 	_, err = Start(context.Background(), testTool(), h.env())

@@ -28,7 +28,7 @@ func TestGitHubOutputs(t *testing.T) {
 	require.NoError(t, j.writeOutputs(sampleOutputs()))
 	got, err := os.ReadFile(out)
 	require.NoError(t, err)
-	golden(t, "github-output.txt", string(got))
+	goldenFile(t, "github-output.txt", string(got))
 }
 
 func TestGitHubOutputDelimiterInValue(t *testing.T) {
@@ -59,7 +59,7 @@ func TestGitLabDotenv(t *testing.T) {
 	require.NoError(t, j.writeOutputs(sampleOutputs()))
 	got, err := os.ReadFile(filepath.Join(dir, "demo-tool.env"))
 	require.NoError(t, err)
-	golden(t, "gitlab.env", string(got))
+	goldenFile(t, "gitlab.env", string(got))
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	require.Len(t, entries, 1, "no temporary file is left behind")

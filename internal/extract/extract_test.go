@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -21,11 +20,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/hoist-ci/hoist/internal/golden"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden listings and fuzz seeds")
 
 // outsideMark stands for the absolute path of the directory next to the
 // root that no layer may touch.
@@ -255,7 +253,7 @@ func TestCraftedLayers(t *testing.T) {
 			var err error
 			for i, l := range c.layers {
 				data := tarOf(t, outside, l)
-				if *update {
+				if golden.Update() {
 					writeSeed(t, c.name, i, tarOf(t, "/tmp/hoist-fuzz-outside", l))
 				}
 				_, err = Apply(context.Background(), root, bytes.NewReader(data), c.opts)
@@ -277,14 +275,7 @@ func TestCraftedLayers(t *testing.T) {
 			require.Equal(t, "secret", string(secret))
 
 			got := listing(t, root, outside, outsideMark, strings.TrimPrefix(outside, "/"), outsideMark)
-			golden := filepath.Join("testdata", c.name, "expected")
-			if *update {
-				require.NoError(t, os.MkdirAll(filepath.Dir(golden), 0o755))
-				require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
-			}
-			want, err := os.ReadFile(golden)
-			require.NoError(t, err)
-			require.Equal(t, string(want), got)
+			golden.String(t, filepath.Join("testdata", c.name, "expected"), got)
 		})
 	}
 }

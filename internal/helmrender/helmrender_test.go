@@ -2,16 +2,14 @@ package helmrender
 
 import (
 	"context"
-	"flag"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/hoist-ci/hoist/internal/golden"
 	"github.com/stretchr/testify/require"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/expected")
 
 // TestRenderAsHelmTemplate renders testdata/chart as `helm template shop
 // testdata/chart -n shop --include-crds --skip-tests --set
@@ -24,16 +22,7 @@ func TestRenderAsHelmTemplate(t *testing.T) {
 		Values: map[string]any{"image": map[string]any{"tag": "1.4.3"}, "redis": map[string]any{"enabled": true}},
 	})
 	require.NoError(t, err)
-	got := readTree(t, out)
-	if *update {
-		require.NoError(t, os.RemoveAll("testdata/expected"))
-		for p, c := range got {
-			full := filepath.Join("testdata/expected", p)
-			require.NoError(t, os.MkdirAll(filepath.Dir(full), 0o755))
-			require.NoError(t, os.WriteFile(full, []byte(c), 0o644))
-		}
-	}
-	require.Equal(t, readTree(t, "testdata/expected"), got)
+	golden.Dir(t, "testdata/expected", out)
 }
 
 func TestRenderErrors(t *testing.T) {

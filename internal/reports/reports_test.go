@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hoist-ci/hoist/internal/golden"
 	"github.com/stretchr/testify/require"
 )
 
@@ -343,19 +344,11 @@ func TestFindingsSort(t *testing.T) {
 	require.Equal(t, []string{"error:a", "error:b", "warning:a", "note:a"}, got)
 }
 
-// update rewrites the golden files: go test ./internal/reports -update
-var update = os.Getenv("HOIST_UPDATE_GOLDEN") != ""
-
-func golden(t *testing.T, name string, got []byte) {
+// goldenFile compares got with testdata/golden/name: go test
+// ./internal/reports -update rewrites it.
+func goldenFile(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if update {
-		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-		require.NoError(t, os.WriteFile(path, got, 0o644))
-	}
-	want, err := os.ReadFile(path)
-	require.NoError(t, err, "run with HOIST_UPDATE_GOLDEN=1 to create it")
-	require.Equal(t, string(want), string(got))
+	golden.File(t, filepath.Join("testdata", "golden", name), got)
 }
 
 func TestWritersGoldenAndRoundTrip(t *testing.T) {
@@ -365,7 +358,7 @@ func TestWritersGoldenAndRoundTrip(t *testing.T) {
 	}
 	var buf bytes.Buffer
 	require.NoError(t, WriteJUnit(&buf, all))
-	golden(t, "merged-junit.xml", buf.Bytes())
+	goldenFile(t, "merged-junit.xml", buf.Bytes())
 	back, err := ReadJUnit("merged", bytes.NewReader(buf.Bytes()))
 	require.NoError(t, err)
 	require.Equal(t, all.Counts().Tests, back.Counts().Tests)
@@ -383,7 +376,7 @@ func TestWritersGoldenAndRoundTrip(t *testing.T) {
 	cov.Add(jc)
 	buf.Reset()
 	require.NoError(t, WriteCobertura(&buf, cov, ".", 1732097643))
-	golden(t, "cobertura.xml", buf.Bytes())
+	goldenFile(t, "cobertura.xml", buf.Bytes())
 	back2, err := ReadCoverage("cobertura", bytes.NewReader(buf.Bytes()))
 	require.NoError(t, err)
 	require.Equal(t, cov.Files, back2.Files)
@@ -393,7 +386,7 @@ func TestWritersGoldenAndRoundTrip(t *testing.T) {
 	fs.Sort()
 	buf.Reset()
 	require.NoError(t, WriteCodeQuality(&buf, fs))
-	golden(t, "gl-code-quality.json", buf.Bytes())
+	goldenFile(t, "gl-code-quality.json", buf.Bytes())
 	back3, err := ReadCodeQuality("cq", bytes.NewReader(buf.Bytes()))
 	require.NoError(t, err)
 	require.Len(t, back3.Items, len(fs.Items))

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hoist-ci/hoist/internal/extract"
+	"github.com/hoist-ci/hoist/internal/golden"
 )
 
 // requireOverlay skips under -short and when not root (only root may
@@ -111,13 +112,7 @@ func TestDiffGoldenBothMethods(t *testing.T) {
 						_, err = s.Diff(ctx, &repro, Options{Epoch: &epoch})
 						require.NoError(t, err)
 						got := tarListing(t, repro.Bytes())
-						golden := filepath.Join("testdata", c.name, "expected-overlay")
-						if *update {
-							require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
-						}
-						want, err := os.ReadFile(golden)
-						require.NoError(t, err)
-						require.Equal(t, string(want), got)
+						golden.String(t, filepath.Join("testdata", c.name, "expected-overlay"), got)
 					}
 
 					var layer bytes.Buffer

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -20,9 +19,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hoist-ci/hoist/internal/extract"
+	"github.com/hoist-ci/hoist/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden layer listings")
 
 var (
 	baseTime = time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
@@ -242,14 +240,7 @@ func TestDiffGolden(t *testing.T) {
 			_, err = s.Diff(ctx, &repro, Options{Epoch: &epoch})
 			require.NoError(t, err)
 			got := tarListing(t, repro.Bytes())
-			golden := filepath.Join("testdata", c.name, "expected")
-			if *update {
-				require.NoError(t, os.MkdirAll(filepath.Dir(golden), 0o755))
-				require.NoError(t, os.WriteFile(golden, []byte(got), 0o644))
-			}
-			want, err := os.ReadFile(golden)
-			require.NoError(t, err)
-			require.Equal(t, string(want), got)
+			golden.String(t, filepath.Join("testdata", c.name, "expected"), got)
 
 			// The layer (times kept) applied over the same base with the
 			// project's extractor gives the tree after the command.

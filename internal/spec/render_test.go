@@ -1,18 +1,15 @@
 package spec
 
 import (
-	"flag"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
 
+	"github.com/hoist-ci/hoist/internal/golden"
 	"github.com/stretchr/testify/require"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // repoRoot is the repository, seen from this package's directory.
 const repoRoot = "../.."
@@ -77,30 +74,13 @@ func TestRenderGolden(t *testing.T) {
 		"actions/fake-tool/action.yml", "templates/fake-tool.yml", "templates/azure/fake-tool.yml", "docs/fake-tool.md", "README.md",
 	}, keys(files))
 
-	expected := filepath.Join(dir, "expected")
-	if *update {
-		require.NoError(t, os.RemoveAll(expected))
-		for name, content := range files {
-			dst := filepath.Join(expected, filepath.FromSlash(name))
-			require.NoError(t, os.MkdirAll(filepath.Dir(dst), 0o755))
-			require.NoError(t, os.WriteFile(dst, content, 0o644))
-		}
-	}
-	var onDisk []string
-	require.NoError(t, filepath.WalkDir(expected, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(expected, p)
-		onDisk = append(onDisk, filepath.ToSlash(rel))
-		return err
-	}))
-	require.ElementsMatch(t, keys(files), onDisk, "golden files (go test ./internal/spec -update)")
+	rendered := t.TempDir()
 	for name, content := range files {
-		want, err := os.ReadFile(filepath.Join(expected, filepath.FromSlash(name)))
-		require.NoError(t, err)
-		require.Equal(t, string(want), string(content), "%s differs from its golden file (go test ./internal/spec -update)", name)
+		dst := filepath.Join(rendered, filepath.FromSlash(name))
+		require.NoError(t, os.MkdirAll(filepath.Dir(dst), 0o755))
+		require.NoError(t, os.WriteFile(dst, content, 0o644))
 	}
+	golden.Dir(t, filepath.Join(dir, "expected"), rendered)
 
 	// Rendering the output again changes nothing.
 	repo := fstest.MapFS{}

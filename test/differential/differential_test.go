@@ -36,6 +36,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
 
+	"github.com/hoist-ci/hoist/internal/golden"
 	"github.com/hoist-ci/hoist/internal/testrig"
 )
 
@@ -318,8 +319,6 @@ func compare(t *testing.T, want, got v1.Image) []string {
 	return append(diffs, testrig.DiffConfig(wv, gv)...)
 }
 
-var update = flag.Bool("update", false, "rewrite testdata/cases/README.md from the cases' case.yaml")
-
 // readmeHead is the top of testdata/cases/README.md; the table and the
 // notes below it come from the cases' case.yaml.
 const readmeHead = `# Differential corpus: build-push against BuildKit
@@ -383,12 +382,6 @@ func TestCasesAreDocumented(t *testing.T) {
 		b.WriteString("\n## Where BuildKit is not what one might expect\n\n")
 		b.WriteString(notes.String())
 	}
-	path := filepath.Join(casesDir, "README.md")
-	if *update {
-		require.NoError(t, os.WriteFile(path, []byte(b.String()), 0o644))
-	}
-	readme, err := os.ReadFile(path)
-	require.NoError(t, err)
-	require.Equal(t, b.String(), string(readme), "testdata/cases/README.md is stale: go test ./test/differential -run TestCasesAreDocumented -args -update")
+	golden.String(t, filepath.Join(casesDir, "README.md"), b.String())
 	require.GreaterOrEqual(t, n, 60, "the corpus keeps at least 60 cases")
 }
