@@ -2,98 +2,9 @@ package manifests
 
 import (
 	"fmt"
-	"strings"
 
 	"gopkg.in/yaml.v3"
 )
-
-// spans turns the planned ops into byte spans of the file s indexes.
-func (p *planner) spans(s *source) ([]span, error) {
-	var spans []span
-	for _, o := range p.ops {
-		switch o.kind {
-		case opSet:
-			if o.node.Style&yaml.TaggedStyle != 0 && o.node.ShortTag() != "!!str" {
-				return nil, fmt.Errorf("%s:%d: the value carries the explicit tag %s; remove it to have the value edited", p.file, o.node.Line, o.node.Tag)
-			}
-			start, end, err := s.scalarSpan(o.node)
-			if err != nil {
-				return nil, fmt.Errorf("%s:%d: %w", p.file, o.node.Line, err)
-			}
-			text, _ := encodeScalar(o.node.Style, o.value, p.inFlow(o.node))
-			spans = append(spans, span{start, end, text})
-		case opInsert:
-			sp, err := p.insertSpan(s, o)
-			if err != nil {
-				return nil, fmt.Errorf("%s:%d: adding %s: %w", p.file, o.node.Line, o.key, err)
-			}
-			spans = append(spans, sp)
-		case opDelete:
-			sp, err := p.deleteSpan(s, o)
-			if err != nil {
-				return nil, fmt.Errorf("%s:%d: removing %s: %w", p.file, o.node.Line, o.key, err)
-			}
-			spans = append(spans, sp)
-		}
-	}
-	return spans, nil
-}
-
-// insertSpan adds `key: value` as a new line after a block mapping's last
-// pair, indented like its first key.
-func (p *planner) insertSpan(s *source, o *op) (span, error) {
-	m := o.node
-	if m.Style&yaml.FlowStyle != 0 || len(m.Content) < 2 {
-		return span{}, fmt.Errorf("the mapping is written in flow style ({...}); write it in block style to have keys added")
-	}
-	last := m.Content[len(m.Content)-1]
-	if last.Kind != yaml.ScalarNode || last.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 || strings.ContainsAny(last.Value, "\n\r") {
-		return span{}, fmt.Errorf("the mapping's last value is not a one-line scalar")
-	}
-	if _, end, err := s.scalarSpan(last); err != nil {
-		return span{}, err
-	} else if rest := strings.TrimLeft(string(s.b[end:s.lineEnd(last.Line)]), " \t"); rest != "" && rest[0] != '#' && rest[0] != '\n' && rest[0] != '\r' {
-		return span{}, fmt.Errorf("the mapping's last line holds more than its value")
-	}
-	at := s.lineEnd(last.Line)
-	text := strings.Repeat(" ", m.Content[0].Column-1) + o.key + ": "
-	v, _ := encodeScalar(0, o.value, false)
-	text += v
-	eol := "\n"
-	if at > 0 && at <= len(s.b) && at >= 2 && s.b[at-1] == '\n' && s.b[at-2] == '\r' {
-		eol = "\r\n"
-	}
-	if at == len(s.b) && (len(s.b) == 0 || s.b[len(s.b)-1] != '\n') {
-		text = eol + text
-	} else {
-		text += eol
-	}
-	return span{at, at, text}, nil
-}
-
-// deleteSpan removes the line of a one-line `key: value` pair.
-func (p *planner) deleteSpan(s *source, o *op) (span, error) {
-	k, v := get(o.node, o.key)
-	if k == nil || k.Line != v.Line || v.Kind != yaml.ScalarNode || o.node.Style&yaml.FlowStyle != 0 {
-		return span{}, fmt.Errorf("the pair is not on a line of its own")
-	}
-	start := s.lines[k.Line-1]
-	koff, err := s.offset(k.Line, k.Column)
-	if err != nil {
-		return span{}, err
-	}
-	if strings.TrimLeft(string(s.b[start:koff]), " ") != "" {
-		return span{}, fmt.Errorf("the pair shares its line with a sequence dash; remove it by hand")
-	}
-	_, end, err := s.scalarSpan(v)
-	if err != nil {
-		return span{}, err
-	}
-	if rest := strings.TrimLeft(string(s.b[end:s.lineEnd(k.Line)]), " \t"); rest != "" && rest[0] != '#' && rest[0] != '\n' && rest[0] != '\r' {
-		return span{}, fmt.Errorf("the line holds more than the pair")
-	}
-	return span{start, s.lineEnd(k.Line), ""}, nil
-}
 
 // verify parses out and compares it with the original documents carrying
 // exactly the planned edits: same structure, same keys in the same order,
