@@ -17,6 +17,7 @@ TEST_TIMEOUT := 20m
 TEST_JSON    := .cache/test.json
 TEST_JUNIT   := .cache/test-junit.xml
 TEST_GATE    := .cache/test-gate.txt
+STATICCHECK  := v0.8.2
 GO_FILES      = $(shell find . -name '*.go' -not -path './.cache/*' -not -path './.git/*' -not -path '*/testdata/*')
 
 .PHONY: help build generate image rig-install rig-up rig-down test test-short demo bench lint clean
@@ -51,12 +52,14 @@ rig-up: ## start the rig's private dockerd; then: . .cache/rig/env
 rig-down: ## stop the rig's dockerd
 	test/rig/down.sh
 
-# Every test, end-to-end suites included. The engine is stopped even when the
-# tests fail; the exit status is the tests'. `go test -json` is read by hoist's
-# own gate, which counts the results, writes $(TEST_JUNIT) and fails on any
-# failed test or package; the log shows each package's result as it ends.
-test: rig-install ## install and start the rig, run every test, stop the rig
-	@mkdir -p .cache; : >$(TEST_JSON); status=0; \
+# Every test, end-to-end suites included, after the linters (a lint failure
+# fails the run but the tests still run). The engine is stopped even when the
+# tests fail. `go test -json` is read by hoist's own gate, which counts the
+# results, writes $(TEST_JUNIT) and fails on any failed test or package; the
+# log shows each package's result as it ends.
+test: rig-install ## lint, install and start the rig, run every test, stop the rig
+	@mkdir -p .cache; : >$(TEST_JSON); status=0; lint=0; \
+	$(MAKE) --no-print-directory lint || lint=1; \
 	test/rig/up.sh || status=$$?; \
 	if [ $$status -eq 0 ]; then \
 	  ( set -o pipefail; . $(RIG_ENV) && go test -json -count=1 -timeout $(TEST_TIMEOUT) ./... 2>&1 | tee $(TEST_JSON) | test/rig/testlog.sh ) || status=$$?; \
@@ -67,6 +70,7 @@ test: rig-install ## install and start the rig, run every test, stop the rig
 	grep -vE '^[a-z-]+=' $(TEST_GATE) || true; \
 	tests=$$(sed -n 's/^tests=//p' $(TEST_GATE)); failures=$$(sed -n 's/^failures=//p' $(TEST_GATE)); skipped=$$(sed -n 's/^skipped-tests=//p' $(TEST_GATE)); \
 	echo "test: $$(( $${tests:-0} - $${failures:-0} - $${skipped:-0} )) passed, $${failures:-?} failed, $${skipped:-?} skipped (gate: $(TEST_JUNIT))"; \
+	if [ $$lint -ne 0 ]; then echo "test: make lint failed (see above)"; status=$${status/#0/1}; fi; \
 	exit $$status
 
 test-short: ## the fast tests only (no rig needed), with the race detector
@@ -86,9 +90,11 @@ bench: build rig-install ## every benchmark against its peers; writes bench/RESU
 	test/rig/down.sh || true; \
 	exit $$status
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet and staticcheck (installed into .cache/tools on first use)
 	@bad=$$(gofmt -l $(GO_FILES)); if [ -n "$$bad" ]; then echo "gofmt would change:"; echo "$$bad"; exit 1; fi
 	go vet ./...
+	@command -v staticcheck >/dev/null || GOBIN=$(CURDIR)/.cache/tools/bin go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK)
+	staticcheck ./...
 
 clean: ## remove built binaries and images (keeps installed tools and the engine's data)
 	rm -rf bin $(IMAGE_TAR) $(BUSYBOX_TAR) $(HELPER_TAR) $(TEST_JSON) $(TEST_JUNIT) $(TEST_GATE)

@@ -162,7 +162,7 @@ func layerOf(t *testing.T, files map[string]string) v1.Layer {
 		require.NoError(t, err)
 	}
 	require.NoError(t, tw.Close())
-	l, err := tarball.LayerFromReader(bytes.NewReader(buf.Bytes()))
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
 	require.NoError(t, err)
 	return l
 }

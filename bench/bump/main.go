@@ -154,12 +154,11 @@ func run(ctx context.Context, args []string) error {
 			return err
 		}
 		expr := fmt.Sprintf(`(if .kind == "Deployment" then (.spec.template.spec.containers[] |= (if (.image | startswith(%q)) then .image = %q else . end)) else . end) | (if .images then (.images[] |= (if .name == %q then .newTag = %q else . end)) else . end)`, image+":", image+":"+newTag, image, newTag)
-		start = time.Now()
 		d, out, err = timed(ctx, dir, c.yq, append([]string{"-y", "-i", expr}, files...)...)
 		if err != nil {
 			return fmt.Errorf("yq: %v\n%s", err, tail(out))
 		}
-		s.yq = time.Since(start)
+		s.yq = d
 		lost, err = checkYQ(dir, c.n)
 		if err != nil {
 			return fmt.Errorf("yq: %w", err)

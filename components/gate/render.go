@@ -89,7 +89,7 @@ func (r Result) Markdown() string {
 				}
 			}
 			if t := strings.TrimSpace(text.String()); t != "" {
-				fmt.Fprintf(&b, "```text\n%s\n```\n", strings.ReplaceAll(cut(t, maxFailureText), "```", "`​``"))
+				fmt.Fprintf(&b, "```text\n%s\n```\n", strings.ReplaceAll(cut(t, maxFailureText), "```", "`\u200b``"))
 			}
 			b.WriteString("</details>\n\n")
 		}

@@ -187,7 +187,7 @@ func (s *azureStore) Delete(ctx context.Context, key string) error {
 func azureError(err error) error {
 	var re *azcore.ResponseError
 	if errors.As(err, &re) {
-		return fmt.Errorf("Azure Blob Storage answered %d %s", re.StatusCode, re.ErrorCode)
+		return fmt.Errorf("the Azure Blob Storage service answered %d %s", re.StatusCode, re.ErrorCode)
 	}
 	return err
 }

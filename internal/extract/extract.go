@@ -529,7 +529,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 				return fmt.Errorf("mkdir: %w", err)
 			}
 		}
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse: // archive/tar reads the old TypeRegA as TypeReg
 		pages := (max(hdr.Size, 0) + 4095) &^ 4095
 		if written := x.o.spent + x.stats.Footprint; x.o.MaxBytes > 0 && written+pages > x.o.MaxBytes {
 			return fmt.Errorf("%w of %d MiB (%d MiB written so far, this file has %d MiB)", ErrTooLarge, x.o.MaxBytes>>20, written>>20, hdr.Size>>20)

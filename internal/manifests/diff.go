@@ -68,7 +68,6 @@ func newLines(b []byte) lines {
 		l.off = append(l.off, int32(i))
 		nl := bytes.IndexByte(b[i:], '\n')
 		if nl < 0 {
-			i = len(b)
 			break
 		}
 		i += nl + 1

@@ -115,7 +115,7 @@ func (c *Client) loadConfigs() error {
 		}
 		cfg, err := parseConfig(data, p)
 		if err != nil {
-			return fmt.Errorf("Docker config %s is not valid: %v; fix or remove the file, or point DOCKER_CONFIG at another directory", p, err)
+			return fmt.Errorf("the Docker config %s is not valid: %v; fix or remove the file, or point DOCKER_CONFIG at another directory", p, err)
 		}
 		c.configs = append(c.configs, cfg)
 	}

@@ -191,7 +191,7 @@ func TestInvalidCredentialsConfigIsReportedWithoutTheSecret(t *testing.T) {
 		{"DOCKER_AUTH_CONFIG invalid", Options{}, map[string]string{"DOCKER_AUTH_CONFIG": `{"auths":{"x":` + testCanary + `}}`},
 			[]string{"DOCKER_AUTH_CONFIG is not a Docker config JSON", "unset it"}},
 		{"config file invalid", Options{}, map[string]string{"DOCKER_CONFIG": badFile},
-			[]string{"Docker config " + filepath.Join(badFile, "config.json") + " is not valid", "DOCKER_CONFIG"}},
+			[]string{"the Docker config " + filepath.Join(badFile, "config.json") + " is not valid", "DOCKER_CONFIG"}},
 		{"username without password", Options{Username: "u"}, nil, []string{`input "username" is set but "password" is empty`}},
 		{"password without username", Options{Password: testCanary}, nil, []string{`input "password" is set but "username" is empty`}},
 		{"insecure entry with a path", Options{Insecure: []string{"127.0.0.1:5000/team"}}, nil, []string{`input "insecure-registries": "127.0.0.1:5000/team" is not a registry host[:port]`}},

@@ -64,10 +64,8 @@ func Init() (handled bool, err error) {
 	if err != nil {
 		return true, fmt.Errorf("sandbox init: reading the spec: %w", err)
 	}
-	if err := s.run(); err != nil {
-		return true, fmt.Errorf("sandbox init: %w", err)
-	}
-	return true, errors.New("sandbox init: unreachable")
+	// run ends in exec: it returns only on failure.
+	return true, fmt.Errorf("sandbox init: %w", s.run())
 }
 
 func (s *initSpec) run() error {

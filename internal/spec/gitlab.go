@@ -186,7 +186,7 @@ func SpliceTemplate(existing []byte, t Tool) ([]byte, error) {
 		}
 	}
 	if begin < 0 || end < begin {
-		return nil, fmt.Errorf("the job needs the lines %q and %q, in that order, inside its variables:", BeginInputsMarker, EndInputsMarker)
+		return nil, fmt.Errorf("the job needs the lines %q and %q, in that order, inside its variables", BeginInputsMarker, EndInputsMarker)
 	}
 	marker := job[begin]
 	indent := marker[:len(marker)-len(strings.TrimLeft(marker, " \t"))]
