@@ -17,9 +17,6 @@ import (
 	"github.com/hoist-ci/hoist/internal/registry"
 )
 
-// write pushes to every destination (blobs first, each tag after every
-// blob is present: go-containerregistry writes the manifest last) and
-// writes the local outputs.
 // artifact is what a build produces: an image, or an index of images.
 type artifact struct {
 	img v1.Image
@@ -33,8 +30,11 @@ func (a artifact) digest() (v1.Hash, error) {
 	return a.img.Digest()
 }
 
-func (bd *build) write(ctx context.Context, art artifact) error {
-	b, tags := bd, bd.tags
+// write pushes to every destination (blobs first, each tag after every
+// blob is present: go-containerregistry writes the manifest last) and
+// writes the local outputs.
+func (b *build) write(ctx context.Context, art artifact) error {
+	tags := b.tags
 	if b.o.Push {
 		var first name.Reference
 		var mounted *artifact
