@@ -7,8 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	buildpush "github.com/hoist-ci/hoist/components/build-push"
 	"github.com/hoist-ci/hoist/internal/ci"
@@ -31,10 +29,7 @@ func main() {
 	if code, done := sandbox.Rootless(sandbox.RootlessOptions{}); done {
 		os.Exit(code)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := ci.Main(ctx, spec.BuildPush(), ci.OSEnv(), run)
-	stop()
-	os.Exit(code)
+	os.Exit(ci.Exec(spec.BuildPush(), run))
 }
 
 func run(ctx context.Context, j *ci.Job) (map[string]string, error) {

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/mail"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/hoist-ci/hoist/components/bump"
 	"github.com/hoist-ci/hoist/internal/ci"
@@ -16,10 +14,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := ci.Main(ctx, spec.Bump(), ci.OSEnv(), run)
-	stop()
-	os.Exit(code)
+	os.Exit(ci.Exec(spec.Bump(), run))
 }
 
 func run(ctx context.Context, j *ci.Job) (map[string]string, error) {

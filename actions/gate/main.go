@@ -8,9 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hoist-ci/hoist/components/gate"
@@ -19,10 +17,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := ci.Main(ctx, spec.Gate(), ci.OSEnv(), run)
-	stop()
-	os.Exit(code)
+	os.Exit(ci.Exec(spec.Gate(), run))
 }
 
 // console gives the component the job's log groups and lines.

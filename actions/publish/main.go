@@ -6,11 +6,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hoist-ci/hoist/components/publish"
@@ -26,10 +24,7 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := ci.Main(ctx, spec.Publish(), ci.OSEnv(), run)
-	stop()
-	os.Exit(code)
+	os.Exit(ci.Exec(spec.Publish(), run))
 }
 
 func run(ctx context.Context, j *ci.Job) (map[string]string, error) {

@@ -5,8 +5,6 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/hoist-ci/hoist/components/retag"
 	"github.com/hoist-ci/hoist/internal/ci"
@@ -15,10 +13,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := ci.Main(ctx, spec.Retag(), ci.OSEnv(), run)
-	stop()
-	os.Exit(code)
+	os.Exit(ci.Exec(spec.Retag(), run))
 }
 
 func run(ctx context.Context, j *ci.Job) (map[string]string, error) {

@@ -83,7 +83,7 @@ func summarize(scenario string, rounds []round) summary {
 		s.tail[sd] = median(tails[sd])
 		s.counts[sd] = ranges(counts[sd])
 	}
-	s.ratio = medianFloat(ratios)
+	s.ratio = median(ratios)
 	s.ratioOfMedians = float64(s.median[hoist]) / float64(s.median[crane])
 	return s
 }
@@ -198,24 +198,13 @@ func maxInFlight(recs []record, key string) int {
 	return best
 }
 
-func median(d []time.Duration) time.Duration {
-	if len(d) == 0 {
+// median of the values (the mean of the middle two for an even count), 0
+// for none.
+func median[T time.Duration | float64](v []T) T {
+	if len(v) == 0 {
 		return 0
 	}
-	s := slices.Clone(d)
-	slices.Sort(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
-}
-
-func medianFloat(f []float64) float64 {
-	if len(f) == 0 {
-		return 0
-	}
-	s := slices.Clone(f)
+	s := slices.Clone(v)
 	slices.Sort(s)
 	n := len(s)
 	if n%2 == 1 {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hoist-ci/hoist/internal/backoff"
 	"github.com/hoist-ci/hoist/internal/dockerfile"
 	"golang.org/x/sys/unix"
 )
@@ -112,11 +113,9 @@ func lockCache(ctx context.Context, path string) (func(), error) {
 			f.Close()
 			return nil, fmt.Errorf("locking the cache: %w", err)
 		}
-		select {
-		case <-ctx.Done():
+		if err := backoff.Sleep(ctx, 100*time.Millisecond); err != nil {
 			f.Close()
-			return nil, fmt.Errorf("waiting for the cache another build holds: %w", ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+			return nil, fmt.Errorf("waiting for the cache another build holds: %w", err)
 		}
 	}
 }

@@ -6,6 +6,7 @@
 package bump
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"html/template"
@@ -108,7 +109,7 @@ func (o Options) updates() ([]manifests.Update, []manifests.ValuePath, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("image %q: %w", o.Image, err)
 		}
-		tag, digest := firstNonEmpty(o.Tag, r.Tag), firstNonEmpty(o.Digest, r.Digest)
+		tag, digest := cmp.Or(o.Tag, r.Tag), cmp.Or(o.Digest, r.Digest)
 		if tag == "" && digest == "" {
 			return nil, nil, fmt.Errorf("image %q: give tag or digest (or a reference with one) to bump it to", o.Image)
 		}
@@ -145,15 +146,6 @@ func (o Options) updates() ([]manifests.Update, []manifests.ValuePath, error) {
 	return ups, vps, nil
 }
 
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
 // Run bumps the images and lands the change.
 func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Log == nil {
@@ -170,7 +162,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return Result{}, err
 	}
 	mopts := manifests.Options{Updates: ups, ValuePaths: vps}
-	tmpl, err := template.New("message").Option("missingkey=error").Parse(firstNonEmpty(o.Message, DefaultMessage))
+	tmpl, err := template.New("message").Option("missingkey=error").Parse(cmp.Or(o.Message, DefaultMessage))
 	if err != nil {
 		return Result{}, fmt.Errorf("message template: %w", err)
 	}

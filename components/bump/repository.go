@@ -1,6 +1,7 @@
 package bump
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -90,11 +91,11 @@ func (o Options) auth(url string) (transport.AuthMethod, error) {
 	case strings.HasPrefix(o.Token, "$"):
 		return nil, need.Wrap(need.RepositoryToken, "token", errors.New("token starts with $: an unexpanded CI/CD variable; define it or set token"))
 	case o.Token != "" && isHTTP:
-		return &githttp.BasicAuth{Username: firstNonEmpty(o.Username, "x-access-token"), Password: o.Token}, nil
+		return &githttp.BasicAuth{Username: cmp.Or(o.Username, "x-access-token"), Password: o.Token}, nil
 	case o.Token != "":
 		return nil, fmt.Errorf("token is given but repository %s is not an https URL: use an https URL with a token, or ssh-key for ssh", redact.URL(url))
 	case o.SSHKey != "":
-		keys, err := gitssh.NewPublicKeys(firstNonEmpty(o.Username, "git"), []byte(o.SSHKey), "")
+		keys, err := gitssh.NewPublicKeys(cmp.Or(o.Username, "git"), []byte(o.SSHKey), "")
 		if err != nil {
 			return nil, fmt.Errorf("ssh-key: not a usable private key (PEM or OpenSSH format, without passphrase): %v", redactKeyError(err))
 		}

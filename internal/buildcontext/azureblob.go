@@ -1,6 +1,7 @@
 package buildcontext
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -387,7 +388,7 @@ func azureFailure(resp *http.Response, what, how string) error {
 	var e azureError
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<10))
 	_ = xml.Unmarshal(body, &e)
-	code := firstNonEmptyString(e.Code, resp.Header.Get("x-ms-error-code"))
+	code := cmp.Or(e.Code, resp.Header.Get("x-ms-error-code"))
 	msg := fmt.Sprintf("GET %s: HTTP %s", what, resp.Status)
 	if code != "" {
 		msg = fmt.Sprintf("GET %s: %s: %s (HTTP %d)", what, code, redact.FirstLine(e.Message), resp.StatusCode)
@@ -399,13 +400,4 @@ func azureFailure(resp *http.Response, what, how string) error {
 		msg += ", authenticating with " + how + ": set AZURE_STORAGE_ACCESS_KEY (the account key), a SAS (in the URL or AZURE_STORAGE_SAS_TOKEN), or give the identity the Storage Blob Data Reader role"
 	}
 	return errors.New(msg)
-}
-
-func firstNonEmptyString(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

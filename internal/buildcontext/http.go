@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hoist-ci/hoist/internal/backoff"
 	"github.com/hoist-ci/hoist/internal/redact"
 )
 
@@ -55,10 +56,8 @@ func (o *remoteObject) get() error {
 	var last error
 	for try := 0; try < maxTries; try++ {
 		if try > 0 {
-			select {
-			case <-o.ctx.Done():
-				return o.ctx.Err()
-			case <-time.After(time.Duration(try*try) * 500 * time.Millisecond):
+			if err := backoff.Sleep(o.ctx, time.Duration(try*try)*500*time.Millisecond); err != nil {
+				return err
 			}
 		}
 		req, err := o.request(o.ctx, o.offset, o.etag)

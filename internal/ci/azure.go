@@ -1,6 +1,7 @@
 package ci
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -248,7 +249,7 @@ func (j *Job) azureGit() gitmeta.Context {
 		c.Tag = ""
 		// GitHub pull requests have a number distinct from their ID; Azure
 		// Repos ones only an ID.
-		n := firstNonEmpty(getenv("SYSTEM_PULLREQUEST_PULLREQUESTNUMBER"), getenv("SYSTEM_PULLREQUEST_PULLREQUESTID"))
+		n := cmp.Or(getenv("SYSTEM_PULLREQUEST_PULLREQUESTNUMBER"), getenv("SYSTEM_PULLREQUEST_PULLREQUESTID"))
 		c.PullRequest, _ = strconv.Atoi(n)
 		if c.PullRequest == 0 {
 			c.PullRequest = pullFromRef(c.Ref)

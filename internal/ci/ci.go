@@ -16,7 +16,9 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sethvargo/go-githubactions"
@@ -120,9 +122,21 @@ type Job struct {
 	sections  *counter
 }
 
+// RunFunc is a tool's work: it reads the job's inputs and returns its
+// outputs.
+type RunFunc func(context.Context, *Job) (map[string]string, error)
+
+// Exec is a tool's main: Main in the process's environment, with SIGINT and
+// SIGTERM cancelling the run's context. It returns the exit code.
+func Exec(tool spec.Tool, run RunFunc) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Main(ctx, tool, OSEnv(), run)
+}
+
 // Main runs a tool: Start, run, write outputs, report the error. It returns
 // the process exit code: 0, 1 for a failed run, 2 for a usage error.
-func Main(ctx context.Context, tool spec.Tool, env Env, run func(context.Context, *Job) (map[string]string, error)) int {
+func Main(ctx context.Context, tool spec.Tool, env Env, run RunFunc) int {
 	j, err := start(ctx, tool, env)
 	if errors.Is(err, ErrHelp) {
 		return ExitOK

@@ -1,6 +1,7 @@
 package ci
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/url"
@@ -93,8 +94,8 @@ func (j *Job) githubGit() gitmeta.Context {
 	case "pull_request", "pull_request_target":
 		c.Event = gitmeta.EventPullRequest
 		c.Tag = ""
-		c.Branch = firstNonEmpty(gc.HeadRef, eventString(ev, "pull_request", "head", "ref"))
-		c.BaseRef = firstNonEmpty(gc.BaseRef, eventString(ev, "pull_request", "base", "ref"))
+		c.Branch = cmp.Or(gc.HeadRef, eventString(ev, "pull_request", "head", "ref"))
+		c.BaseRef = cmp.Or(gc.BaseRef, eventString(ev, "pull_request", "base", "ref"))
 		c.BaseSHA = eventString(ev, "pull_request", "base", "sha")
 		c.PullRequest = eventInt(ev, "pull_request", "number")
 		if c.PullRequest == 0 {
@@ -171,15 +172,6 @@ func realSHA(s string) string {
 	return s
 }
 
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
 // gitlabGit reads the GitLab context from the predefined CI_* variables.
 func gitlabGit(getenv func(string) string) gitmeta.Context {
 	c := gitmeta.Context{
@@ -199,7 +191,7 @@ func gitlabGit(getenv func(string) string) gitmeta.Context {
 	case source == "merge_request_event":
 		c.Event = gitmeta.EventPullRequest
 		c.PullRequest, _ = strconv.Atoi(getenv("CI_MERGE_REQUEST_IID"))
-		c.Branch = firstNonEmpty(getenv("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME"), getenv("CI_COMMIT_REF_NAME"))
+		c.Branch = cmp.Or(getenv("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME"), getenv("CI_COMMIT_REF_NAME"))
 		c.BaseRef = getenv("CI_MERGE_REQUEST_TARGET_BRANCH_NAME")
 		c.BaseSHA = getenv("CI_MERGE_REQUEST_DIFF_BASE_SHA")
 		c.Ref = "refs/merge-requests/" + getenv("CI_MERGE_REQUEST_IID") + "/head"
@@ -213,7 +205,7 @@ func gitlabGit(getenv func(string) string) gitmeta.Context {
 		c.Ref = "refs/heads/" + c.Branch
 		return c
 	}
-	c.Branch = firstNonEmpty(getenv("CI_COMMIT_BRANCH"), getenv("CI_COMMIT_REF_NAME"))
+	c.Branch = cmp.Or(getenv("CI_COMMIT_BRANCH"), getenv("CI_COMMIT_REF_NAME"))
 	if c.Branch != "" {
 		c.Ref = "refs/heads/" + c.Branch
 	}

@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+
+	"github.com/hoist-ci/hoist/internal/layer"
 )
 
 // Chmod is a parsed --chmod: octal (0755) or symbolic (u=rwx,go=rx, +x,
@@ -32,7 +34,7 @@ func ParseChmod(s string) (*Chmod, error) {
 		if err != nil || n > 07777 {
 			return nil, fmt.Errorf("invalid octal mode: use 0-7 digits such as 0644 or 755")
 		}
-		return &Chmod{octal: true, mode: octalMode(uint32(n))}, nil
+		return &Chmod{octal: true, mode: layer.PermFromTar(int64(n))}, nil
 	}
 	c := &Chmod{}
 	for _, part := range strings.Split(s, ",") {
@@ -69,20 +71,6 @@ func ParseChmod(s string) (*Chmod, error) {
 		c.clauses = append(c.clauses, cl)
 	}
 	return c, nil
-}
-
-func octalMode(n uint32) fs.FileMode {
-	m := fs.FileMode(n & 0o777)
-	if n&0o4000 != 0 {
-		m |= fs.ModeSetuid
-	}
-	if n&0o2000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	if n&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
-	return m
 }
 
 // Octal reports whether the mode was given in octal (BuildKit creates the

@@ -28,6 +28,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	"github.com/hoist-ci/hoist/internal/backoff"
 	"github.com/hoist-ci/hoist/internal/redact"
 )
 
@@ -79,17 +80,6 @@ type Result struct {
 // ErrRejected marks a push the remote refused because the branch moved.
 var ErrRejected = errors.New("push rejected: the branch moved")
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // Land clones, edits, commits and pushes, retrying on a moved branch.
 func Land(ctx context.Context, o Options) (Result, error) {
 	res, err := land(ctx, o)
@@ -120,7 +110,7 @@ func land(ctx context.Context, o Options) (Result, error) {
 		o.Now = time.Now
 	}
 	if o.Sleep == nil {
-		o.Sleep = sleep
+		o.Sleep = backoff.Sleep
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

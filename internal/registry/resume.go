@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hoist-ci/hoist/internal/backoff"
 	"github.com/hoist-ci/hoist/internal/redact"
 )
 
@@ -79,7 +79,7 @@ func (b *resumingBody) resume(cause error) error {
 		}
 		b.r.c.log.Info(fmt.Sprintf("retrying GET %s after %s, %s (attempt %d/%d)", url, reason, how, b.attempts, max),
 			"method", http.MethodGet, "url", url, "reason", reason, "offset", b.read, "attempt", b.attempts, "attempts", max, "delay", d)
-		if err := sleep(ctx, d); err != nil {
+		if err := backoff.Sleep(ctx, d); err != nil {
 			return err
 		}
 		req := b.req.Clone(ctx)
@@ -183,16 +183,4 @@ func contentRange(v string) (start, total int64, ok bool) {
 func discard(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

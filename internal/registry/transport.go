@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/hoist-ci/hoist/internal/backoff"
 	"github.com/hoist-ci/hoist/internal/redact"
 	"golang.org/x/net/http/httpproxy"
 )
@@ -257,21 +257,15 @@ func (r *retrier) RoundTrip(in *http.Request) (*http.Response, error) {
 		}
 		r.c.log.Info(fmt.Sprintf("retrying %s %s after %s (attempt %d/%d)", in.Method, redact.URL(in.URL.String()), reason, attempt+1, max),
 			"method", in.Method, "url", redact.URL(in.URL.String()), "reason", reason, "attempt", attempt+1, "attempts", max, "delay", d)
-		if err := sleep(ctx, d); err != nil {
+		if err := backoff.Sleep(ctx, d); err != nil {
 			return nil, err
 		}
 	}
 }
 
-// backoff is Initial·2^(attempt-1), capped at Max, with the upper half jittered.
+// backoff is the delay before the attempt after this one.
 func (r *retrier) backoff(attempt int) time.Duration {
-	d := r.policy.Initial
-	for i := 1; i < attempt && d < r.policy.Max; i++ {
-		d *= 2
-	}
-	d = min(d, r.policy.Max)
-	half := d / 2
-	return half + rand.N(half+1)
+	return backoff.Delay(r.policy.Initial, r.policy.Max, attempt)
 }
 
 // retryAfter parses a Retry-After header (seconds or an HTTP date).

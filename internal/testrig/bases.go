@@ -58,7 +58,7 @@ var baseEpoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 // (owned by 1000:1000). Env PATH=BasePATH, Cmd ["sh"]. Every time is
 // fixed: the digest depends on the busybox binary only.
 func BusyboxImage() (v1.Image, error) {
-	bb, applets, err := hostBusybox(BusyboxBinary)
+	bb, applets, err := HostBusybox(BusyboxBinary)
 	if err != nil {
 		return nil, err
 	}
@@ -110,9 +110,10 @@ func BusyboxImage() (v1.Image, error) {
 	return baseImage(l, "testrig: busybox-static, applet links, passwd, group, /tmp, /root, /home/app", "sh")
 }
 
-// hostBusybox reads a static busybox and lists its applets, without
-// "busybox" itself (a link named busybox would replace the binary).
-func hostBusybox(path string) ([]byte, []string, error) {
+// HostBusybox reads a static busybox and lists its applets, sorted,
+// without "busybox" itself (a link named busybox would replace the binary).
+// The rig's busybox image and the hoist image's rootfs both use it.
+func HostBusybox(path string) ([]byte, []string, error) {
 	const fix = "install Debian's busybox-static: apt-get install -y busybox-static (test/rig/install.sh does)"
 	f, err := elf.Open(path)
 	if err != nil {
@@ -145,6 +146,7 @@ func hostBusybox(path string) ([]byte, []string, error) {
 	if !hasSh {
 		return nil, nil, fmt.Errorf("%s has no sh applet: %s", path, fix)
 	}
+	sort.Strings(applets)
 	return data, applets, nil
 }
 

@@ -136,52 +136,27 @@ for f in /etc/subuid /etc/subgid; do
   fi
 done
 
-# --- gitlab-ci-local (npm, project-local) --------------------------------------
-glcl_dir="$tools/gitlab-ci-local"
-glcl_version() { "$glcl_dir/node_modules/.bin/gitlab-ci-local" --version 2>/dev/null || true; }
-if [ "$(glcl_version)" != "$GITLAB_CI_LOCAL_VERSION" ]; then
-  echo "install.sh: npm install gitlab-ci-local@$GITLAB_CI_LOCAL_VERSION"
-  mkdir -p "$glcl_dir"
-  npm install --prefix "$glcl_dir" --no-audit --no-fund --loglevel=error \
-    "gitlab-ci-local@$GITLAB_CI_LOCAL_VERSION" >/dev/null \
-    || die "npm install gitlab-ci-local@$GITLAB_CI_LOCAL_VERSION failed"
-  [ "$(glcl_version)" = "$GITLAB_CI_LOCAL_VERSION" ] \
-    || die "gitlab-ci-local reports version '$(glcl_version)', want $GITLAB_CI_LOCAL_VERSION"
-  installed+=("npm: gitlab-ci-local@$GITLAB_CI_LOCAL_VERSION")
-fi
-ln -sfn ../gitlab-ci-local/node_modules/.bin/gitlab-ci-local "$bin/gitlab-ci-local"
-
-# --- azurite (npm, project-local): the Azure Blob emulator of the remote-context tests
-# Its own directory, so that another install of azurite (or of anything) in the
-# cache neither clobbers it nor is clobbered.
-azurite_dir="$tools/azurite"
-azurite_version() { node -p "require('$azurite_dir/node_modules/azurite/package.json').version" 2>/dev/null || true; }
-if [ "$(azurite_version)" != "$AZURITE_VERSION" ]; then
-  echo "install.sh: npm install azurite@$AZURITE_VERSION"
-  mkdir -p "$azurite_dir"
-  npm install --prefix "$azurite_dir" --no-audit --no-fund --loglevel=error \
-    "azurite@$AZURITE_VERSION" >/dev/null \
-    || die "npm install azurite@$AZURITE_VERSION failed"
-  [ "$(azurite_version)" = "$AZURITE_VERSION" ] \
-    || die "azurite reports version '$(azurite_version)', want $AZURITE_VERSION"
-  installed+=("npm: azurite@$AZURITE_VERSION")
-fi
-ln -sfn ../azurite/node_modules/.bin/azurite-blob "$bin/azurite-blob"
-
-# --- s3rver (npm, project-local): an S3-protocol server for publish's bucket tests
-s3rver_dir="$tools/s3rver"
-s3rver_version() { node -p "require('$s3rver_dir/node_modules/s3rver/package.json').version" 2>/dev/null || true; }
-if [ "$(s3rver_version)" != "$S3RVER_VERSION" ]; then
-  echo "install.sh: npm install s3rver@$S3RVER_VERSION"
-  mkdir -p "$s3rver_dir"
-  npm install --prefix "$s3rver_dir" --no-audit --no-fund --loglevel=error \
-    "s3rver@$S3RVER_VERSION" >/dev/null \
-    || die "npm install s3rver@$S3RVER_VERSION failed"
-  [ "$(s3rver_version)" = "$S3RVER_VERSION" ] \
-    || die "s3rver reports version '$(s3rver_version)', want $S3RVER_VERSION"
-  installed+=("npm: s3rver@$S3RVER_VERSION")
-fi
-ln -sfn ../s3rver/node_modules/.bin/s3rver "$bin/s3rver"
+# --- npm tools, each in its own directory under the cache, so that another
+# install (of these or of anything) neither clobbers it nor is clobbered.
+# npm_tool PACKAGE VERSION BIN: installs PACKAGE@VERSION unless that version is
+# there, and links its BIN into $bin.
+npm_tool() {
+  local pkg=$1 want=$2 exe=$3 dir="$tools/$1" have
+  have=$(node -p "require('$dir/node_modules/$pkg/package.json').version" 2>/dev/null || true)
+  if [ "$have" != "$want" ]; then
+    echo "install.sh: npm install $pkg@$want"
+    mkdir -p "$dir"
+    npm install --prefix "$dir" --no-audit --no-fund --loglevel=error "$pkg@$want" >/dev/null \
+      || die "npm install $pkg@$want failed"
+    have=$(node -p "require('$dir/node_modules/$pkg/package.json').version" 2>/dev/null || true)
+    [ "$have" = "$want" ] || die "$pkg reports version '$have', want $want"
+    installed+=("npm: $pkg@$want")
+  fi
+  ln -sfn "../$pkg/node_modules/.bin/$exe" "$bin/$exe"
+}
+npm_tool gitlab-ci-local "$GITLAB_CI_LOCAL_VERSION" gitlab-ci-local
+npm_tool azurite "$AZURITE_VERSION" azurite-blob # the Azure Blob emulator of the remote-context and publish tests
+npm_tool s3rver "$S3RVER_VERSION" s3rver         # an S3-protocol server for the same tests
 
 # --- go install ------------------------------------------------------------------
 command -v go >/dev/null 2>&1 || die "go is not on PATH (Go is expected at /usr/local/go/bin)"

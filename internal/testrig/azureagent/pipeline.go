@@ -2,6 +2,7 @@ package azureagent
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -284,7 +285,7 @@ func (a *Agent) runJob(ctx context.Context, jm map[string]any, stageVars variabl
 		step.ExitCode = code
 		step.Outcome = Process(out, masks)
 		if a.Log != nil {
-			fmt.Fprintf(a.Log, "##[section]Starting: %s\n%s\n##[section]Finishing: %s (exit %d)\n", firstNonEmpty(step.DisplayName, step.Name), step.Outcome.Text(), firstNonEmpty(step.DisplayName, step.Name), code)
+			fmt.Fprintf(a.Log, "##[section]Starting: %s\n%s\n##[section]Finishing: %s (exit %d)\n", cmp.Or(step.DisplayName, step.Name), step.Outcome.Text(), cmp.Or(step.DisplayName, step.Name), code)
 		}
 		masks = append(masks, step.Outcome.Secrets...)
 		step.Failed = code != 0 || len(step.Outcome.Failures) > 0
@@ -480,15 +481,6 @@ func envName(name string) string {
 func str(v any) string {
 	s, _ := v.(string)
 	return s
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 // Names lists a map's keys, sorted.

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/hoist-ci/hoist/internal/testrig"
 )
 
 // The image's layout; the Dockerfile at the repository root writes the same
@@ -94,16 +93,9 @@ func build(opts options) (v1.Image, error) {
 }
 
 func rootfsLayer(opts options) (v1.Layer, error) {
-	if err := requireStatic(opts.Busybox); err != nil {
-		return nil, fmt.Errorf("--busybox %s: %w (install Debian's busybox-static: apt-get install -y busybox-static)", opts.Busybox, err)
-	}
-	bb, err := os.ReadFile(opts.Busybox)
+	bb, applets, err := testrig.HostBusybox(opts.Busybox)
 	if err != nil {
-		return nil, fmt.Errorf("reading busybox: %w", err)
-	}
-	applets, err := busyboxApplets(opts.Busybox)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--busybox: %w", err)
 	}
 	certs, err := os.ReadFile(opts.CACertificate)
 	if err != nil {
@@ -131,29 +123,6 @@ func rootfsLayer(opts options) (v1.Layer, error) {
 	l.file("etc/group", 0o644, []byte(group))
 	l.file(strings.TrimPrefix(caBundlePath, "/"), 0o644, certs)
 	return l.layer()
-}
-
-// busyboxApplets lists the applets busybox installs links for, without
-// "busybox" itself (a link named busybox would replace the binary).
-func busyboxApplets(bin string) ([]string, error) {
-	out, err := exec.Command(bin, "--list").Output()
-	if err != nil {
-		return nil, fmt.Errorf("listing applets with %s --list: %w", bin, err)
-	}
-	var applets []string
-	hasSh := false
-	for _, a := range strings.Fields(string(out)) {
-		if a == "busybox" || strings.Contains(a, "/") {
-			continue
-		}
-		hasSh = hasSh || a == "sh"
-		applets = append(applets, a)
-	}
-	if !hasSh {
-		return nil, fmt.Errorf("%s has no sh applet: use Debian's busybox-static", bin)
-	}
-	sort.Strings(applets)
-	return applets, nil
 }
 
 func toolsLayer(dir string, epoch time.Time) (v1.Layer, []string, error) {
