@@ -279,7 +279,7 @@ func TestHelpAndVersion(t *testing.T) {
 	h = newHarness(t, localEnv(), "--version")
 	_, err = Start(context.Background(), testTool(), h.env())
 	require.ErrorIs(t, err, ErrHelp)
-	require.Equal(t, spec.Version+"\n", h.stdout.String())
+	require.Equal(t, spec.BinaryVersion()+"\n", h.stdout.String())
 }
 
 func TestMainCancelled(t *testing.T) {

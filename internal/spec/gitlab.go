@@ -42,7 +42,9 @@ func TemplateHeader(t Tool) ([]byte, error) {
 		}
 		inputs.Content = append(inputs.Content, key, fields)
 	}
-	doc := mapping(str("spec"), mapping(str("inputs"), inputs))
+	// component: [version] makes $[[ component.version ]] available to the
+	// job (TemplateVariables).
+	doc := mapping(str("spec"), mapping(str("component"), sequence(str("version")), str("inputs"), inputs))
 	doc.HeadComment = GeneratedHeader + ".\n" +
 		"The job after the --- line is hand-written; only the variables between\n" +
 		"the BEGIN/END generated inputs markers are generated."
@@ -108,10 +110,12 @@ func gitlabInput(in Input) (*yaml.Node, error) {
 }
 
 // TemplateVariables renders the generated region of a component job's
-// variables: one INPUT_<UPPER_SNAKE> variable per input of the tool, set
-// from the component input, each line prefixed with indent.
+// variables: VersionVariable set to the included version (the default
+// job-image names it), then one INPUT_<UPPER_SNAKE> variable per input of
+// the tool, set from the component input, each line prefixed with indent.
 func TemplateVariables(t Tool, indent string) []byte {
 	var b bytes.Buffer
+	fmt.Fprintf(&b, "%s%s: \"$[[ component.version ]]\"\n", indent, VersionVariable)
 	for _, in := range t.Inputs {
 		fmt.Fprintf(&b, "%s%s: \"$[[ inputs.%s ]]\"\n", indent, in.EnvName(), in.Name)
 	}

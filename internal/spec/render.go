@@ -10,7 +10,7 @@ import (
 )
 
 // RootActionTool is the tool whose action is the repository's root
-// action.yml (uses: hoist-ci/hoist@v1).
+// action.yml (uses: hoist-ci/hoist@v0).
 const RootActionTool = "build-push"
 
 // Render returns every file generated from Tools(), path (slash-separated,

@@ -218,7 +218,7 @@ func ComponentInputs(t Tool) []Input {
 	return []Input{
 		{Name: "job-name", Type: String, Default: t.Name, Description: "Name of the job the component adds."},
 		{Name: "stage", Type: String, Default: t.Stage, Description: "Stage the job runs in."},
-		{Name: "job-image", Type: String, Default: Image(), Description: "Image the job runs: hoist's, with every tool and a shell."},
+		{Name: "job-image", Type: String, Default: ComponentImage(), Description: "Image the job runs: hoist's, with every tool and a shell. The default is the image of the version you include (`@" + Version + "` runs `" + Image() + "`); set it when you include the component by commit SHA or branch, for which GitLab names no version."},
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/stretchr/testify/require"
 
+	"github.com/hoist-ci/hoist/internal/spec"
 	"github.com/hoist-ci/hoist/internal/testrig"
 	"github.com/hoist-ci/hoist/internal/testrig/azureagent"
 )
@@ -264,7 +265,7 @@ stages:
     steps:
     - template: templates/azure/retag.yml@hoist
       parameters:
-        hoist-image: ghcr.io/hoist-ci/hoist:0.1.0
+        hoist-image: `+spec.Image()+`
         source: registry.example.com/app:1
         tags: staging
         password: $(registryPassword)
@@ -295,7 +296,7 @@ stages:
 	require.Contains(t, joined, "--volume "+repo+":"+repo)
 	require.Contains(t, joined, "--workdir "+repo)
 	require.Regexp(t, `--volume (\S+/_temp):(\S+/_temp) `, joined, "the agent's temporary directory (summaries) at the same path")
-	require.Contains(t, joined, "--entrypoint /usr/local/bin/retag ghcr.io/hoist-ci/hoist:0.1.0")
+	require.Contains(t, joined, "--entrypoint /usr/local/bin/retag "+spec.Image())
 	for _, name := range []string{"INPUT_SOURCE", "INPUT_TAGS", "INPUT_PASSWORD", "TF_BUILD", "BUILD_SOURCEBRANCH", "BUILD_REASON", "AGENT_TEMPDIRECTORY", "AWS_SECRET_ACCESS_KEY"} {
 		require.Contains(t, args, name, "passes %s", name)
 	}

@@ -213,9 +213,13 @@ func (r *rig) withTemplates(t *testing.T, files map[string]string) map[string]st
 // here runs: every job in the rig's engine (jobs without an image get the
 // base image), the helper image that copies artifacts and dotenv reports,
 // no pulls, the host's network (the registry is on loopback), plus extra
-// arguments (variables).
+// arguments (variables). gitlab-ci-local 4.70.1 does not interpolate
+// $[[ component.version ]], so it sets the variable the components set from
+// it (HOIST_VERSION) as GitLab would for an include of @<spec.Version>: the
+// default job image is then the one loadImages tagged.
 func (r *rig) gitlabCILocal(ctx context.Context, t *testing.T, ws string, extra ...string) (string, error) {
 	args := append([]string{
+		"--variable", spec.VersionVariable + "=" + spec.Version,
 		"--home", t.TempDir(),
 		"--no-shell-executor-no-image",
 		"--default-image", baseImage,
