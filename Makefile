@@ -18,15 +18,34 @@ TEST_JSON    := .cache/test.json
 TEST_JUNIT   := .cache/test-junit.xml
 TEST_GATE    := .cache/test-gate.txt
 STATICCHECK  := v0.8.2
+# A release build stamps its version into every binary (--version, the user
+# agent): make build VERSION=0.2.0. Without VERSION they report <spec.Version>-dev.
+VERSION      ?=
+GO_LDFLAGS   := -s -w$(if $(VERSION), -X github.com/hoist-ci/hoist/internal/spec.stamped=$(VERSION))
+DIST         ?= dist
+DIST_ARCHES  ?= amd64 arm64
 GO_FILES      = $(shell find . -name '*.go' -not -path './.cache/*' -not -path './.git/*' -not -path '*/testdata/*')
 
-.PHONY: help build generate image rig-install rig-up rig-down test test-short demo bench lint clean
+.PHONY: help build dist generate image rig-install rig-up rig-down test test-short demo bench lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-11s %s\n", $$1, $$2 }'
 
 build: ## build every tool (actions/*) statically into bin/
-	go build -trimpath -o bin/ ./actions/...
+	go build -trimpath -ldflags '$(GO_LDFLAGS)' -o bin/ ./actions/...
+
+# The release archives the host actions install (docs/releasing.md); reproducible.
+dist: export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+dist: ## release archives $(DIST)/hoist_<VERSION>_linux_<arch>.tar.gz and checksums.txt (VERSION=x.y.z required)
+	@[ -n "$(VERSION)" ] || { echo "make dist: set VERSION, the release without its v (make dist VERSION=0.2.0)"; exit 1; }
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	for arch in $(DIST_ARCHES); do \
+	  d=$(DIST)/hoist_$(VERSION)_linux_$$arch; \
+	  GOOS=linux GOARCH=$$arch go build -trimpath -ldflags '$(GO_LDFLAGS)' -o $$d/ ./actions/...; \
+	  tar -C $$d --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$$SOURCE_DATE_EPOCH -cf - . | gzip -n >$$d.tar.gz; \
+	  rm -rf $$d; \
+	done
+	cd $(DIST) && sha256sum hoist_$(VERSION)_linux_*.tar.gz >checksums.txt && cat checksums.txt
 
 generate: ## regenerate action.yml files, template inputs and docs tables from internal/spec
 	go generate ./...

@@ -28,17 +28,7 @@ func ActionYAML(t Tool) ([]byte, error) {
 	if color == "" {
 		color = "blue"
 	}
-	inputs := mapping()
-	for _, in := range t.Inputs {
-		fields := mapping(
-			str("description"), str(githubDescription(in)),
-			str("required"), boolean(in.Required),
-		)
-		if in.Default != "" {
-			fields.Content = append(fields.Content, str("default"), str(in.Default))
-		}
-		inputs.Content = append(inputs.Content, str(in.Name), fields)
-	}
+	inputs := actionInputs(t)
 	outputs := mapping()
 	for _, out := range t.Outputs {
 		outputs.Content = append(outputs.Content, str(out.Name), mapping(str("description"), str(sentence(out.Description))))
@@ -65,6 +55,22 @@ func ActionYAML(t Tool) ([]byte, error) {
 		return nil, fmt.Errorf("rendering the action.yml of %s: %w", t.Name, err)
 	}
 	return append([]byte("# "+GeneratedHeader+".\n"), body...), nil
+}
+
+// actionInputs renders the inputs of a tool's action.yml.
+func actionInputs(t Tool) *yaml.Node {
+	inputs := mapping()
+	for _, in := range t.Inputs {
+		fields := mapping(
+			str("description"), str(githubDescription(in)),
+			str("required"), boolean(in.Required),
+		)
+		if in.Default != "" {
+			fields.Content = append(fields.Content, str("default"), str(in.Default))
+		}
+		inputs.Content = append(inputs.Content, str(in.Name), fields)
+	}
+	return inputs
 }
 
 // githubDescription is an input's description with what GitHub cannot

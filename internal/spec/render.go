@@ -32,6 +32,9 @@ func render(repo fs.FS, tools []Tool) (map[string][]byte, error) {
 			return nil, err
 		}
 		files[path.Join("actions", t.Name, "action.yml")] = action
+		if files[HostActionPath(t)], err = HostActionYAML(t); err != nil {
+			return nil, err
+		}
 		if files[AzureTemplatePath(t)], err = AzureTemplate(t); err != nil {
 			return nil, err
 		}

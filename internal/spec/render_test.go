@@ -71,7 +71,7 @@ func TestRenderGolden(t *testing.T) {
 	files, err := render(os.DirFS(filepath.Join(dir, "input")), []Tool{fakeTool()})
 	require.NoError(t, err)
 	require.ElementsMatch(t, []string{
-		"actions/fake-tool/action.yml", "templates/fake-tool.yml", "templates/azure/fake-tool.yml", "docs/fake-tool.md", "README.md",
+		"actions/fake-tool/action.yml", "actions/fake-tool/host/action.yml", "templates/fake-tool.yml", "templates/azure/fake-tool.yml", "docs/fake-tool.md", "README.md",
 	}, keys(files))
 
 	rendered := t.TempDir()

@@ -81,9 +81,27 @@ func newRig(t *testing.T) *rig {
 		t.Fatalf("DOCKER_HOST is not set: the end-to-end tests run pipelines in the rig's Docker engine. " +
 			"Run `make test`, or `make rig-install rig-up && . .cache/rig/env` and then go test ./test/e2e")
 	}
+	r := newToolRig(t, root, "docker", "act", "gitlab-ci-local", "git", "rsync", "go")
+
+	ctx, cancel := context.WithTimeout(t.Context(), dockerTimeout)
+	defer cancel()
+	if out, err := r.run(ctx, root, "docker", "version", "--format", "{{.Server.Version}}"); err != nil {
+		t.Fatalf("the Docker engine at DOCKER_HOST=%s does not answer (start it with `make rig-up`): %v\n%s", os.Getenv("DOCKER_HOST"), err, out)
+	}
+
+	start := time.Now()
+	r.loadImages(t)
+	t.Logf("built the binaries and the images, loaded them into the engine in %s", time.Since(start).Round(time.Millisecond))
+	return r
+}
+
+// newToolRig finds the tools (on PATH or in .cache/tools/bin) and makes the
+// environment the pipelines run with.
+func newToolRig(t *testing.T, root string, tools ...string) *rig {
+	t.Helper()
 	r := &rig{root: root, tools: map[string]string{}, home: t.TempDir()}
 	toolDir := filepath.Join(root, ".cache", "tools", "bin")
-	for _, tool := range []string{"docker", "act", "gitlab-ci-local", "git", "rsync", "go"} {
+	for _, tool := range tools {
 		p, err := exec.LookPath(tool)
 		if err != nil {
 			if p2 := filepath.Join(toolDir, tool); isExecutable(p2) {
@@ -96,16 +114,6 @@ func newRig(t *testing.T) *rig {
 		r.tools[tool] = p
 	}
 	r.env = pipelineEnv(os.Environ(), r.home, toolDir)
-
-	ctx, cancel := context.WithTimeout(t.Context(), dockerTimeout)
-	defer cancel()
-	if out, err := r.run(ctx, root, "docker", "version", "--format", "{{.Server.Version}}"); err != nil {
-		t.Fatalf("the Docker engine at DOCKER_HOST=%s does not answer (start it with `make rig-up`): %v\n%s", os.Getenv("DOCKER_HOST"), err, out)
-	}
-
-	start := time.Now()
-	r.loadImages(t)
-	t.Logf("built the binaries and the images, loaded them into the engine in %s", time.Since(start).Round(time.Millisecond))
 	return r
 }
 
