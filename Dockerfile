@@ -14,7 +14,9 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/ ./actions/...
+# The release stamps its version (docs/releasing.md); empty: a -dev build.
+ARG VERSION=
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X github.com/hoist-ci/hoist/internal/spec.stamped=${VERSION}" -o /out/ ./actions/...
 
 FROM debian:bookworm-slim AS rootfs
 RUN apt-get update \
@@ -35,7 +37,7 @@ RUN set -eu; \
     chmod 1777 /rootfs/tmp
 
 FROM scratch
-ARG VERSION=0.1.0
+ARG VERSION=0.2.0
 COPY --from=rootfs /rootfs/ /
 COPY --from=build /out/ /usr/local/bin/
 ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin

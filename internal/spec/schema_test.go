@@ -178,6 +178,7 @@ func TestFilesMatchSchemas(t *testing.T) {
 			repoFiles(t, ".", "action.yml")...)},
 		{name: "GitLab components", schema: gitlab, nonEmpty: true, files: gitlabTemplates(repoFiles(t, "templates", "*.yml"))},
 		{name: "GitLab examples", schema: gitlab, files: repoFiles(t, "examples", ".gitlab-ci.yml", "*.gitlab-ci.yml")},
+		{name: "GitLab release pipeline", schema: gitlab, nonEmpty: true, files: []string{filepath.Join(repoRoot, ".gitlab-ci.yml")}},
 		{name: "GitHub workflows", schema: workflow, files: append(
 			repoFiles(t, "examples/github", "*.yml", "*.yaml"),
 			repoFiles(t, ".github/workflows", "*.yml", "*.yaml")...)},

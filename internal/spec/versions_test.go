@@ -22,9 +22,12 @@ import (
 //   - the image: ghcr.io/hoist-ci/hoist:<Version>, or :${HOIST_VERSION} in a
 //     GitLab component (set from $[[ component.version ]]);
 //   - Azure Pipelines: the hoist repository resource at ref: refs/tags/v<Version>.
+//
+// The release process (docs/releasing.md, the release workflows) names any
+// release: <x.y.z>, or the $VERSION its pipeline computes, in place of <Version>.
 var (
 	githubRefPattern = regexp.MustCompile(`hoist-ci/hoist((?:/[A-Za-z0-9._-]+)*)@([A-Za-z0-9._~$<>{}-]*[A-Za-z0-9_~$<>}])`)
-	imageRefPattern  = regexp.MustCompile(`hoist-ci/hoist:(\$\{[A-Z_]+\}|[A-Za-z0-9._<>-]*[A-Za-z0-9_>])`)
+	imageRefPattern  = regexp.MustCompile(`hoist-ci/hoist:(\$\{[A-Z_]+\}|\$[A-Z_]+|[A-Za-z0-9._<>-]*[A-Za-z0-9_>])`)
 	azureRefPattern  = regexp.MustCompile(`ref:\s*refs/tags/([A-Za-z0-9._-]*[A-Za-z0-9_])`)
 )
 
@@ -33,7 +36,8 @@ var (
 // lines are the hoist repository resource's and are checked too.
 func versionRefProblems(text string, azure bool) []string {
 	var problems []string
-	githubOK := []string{MajorTag(), "v" + Version}
+	githubOK := []string{MajorTag(), "v" + Version, "v<x.y.z>", "v$VERSION"}
+	versionOK := []string{Version, "<x.y.z>", "$VERSION"}
 	for i, line := range strings.Split(text, "\n") {
 		n := i + 1
 		for _, m := range githubRefPattern.FindAllStringSubmatch(line, -1) {
@@ -44,14 +48,14 @@ func versionRefProblems(text string, azure bool) []string {
 					problems = append(problems, fmt.Sprintf("line %d: GitHub ref hoist-ci/hoist%s@%s (want @%s or @v%s)", n, path, ref, MajorTag(), Version))
 				}
 			default: // a GitLab component: hoist-ci/hoist/<name>@<version>
-				if ref != Version {
+				if !slices.Contains(versionOK, ref) {
 					problems = append(problems, fmt.Sprintf("line %d: GitLab component hoist-ci/hoist%s@%s (want @%s)", n, path, ref, Version))
 				}
 			}
 		}
 		for _, m := range imageRefPattern.FindAllStringSubmatch(line, -1) {
 			tag := m[1]
-			if tag != Version && tag != "${"+VersionVariable+"}" {
+			if !slices.Contains(versionOK, tag) && tag != "${"+VersionVariable+"}" {
 				problems = append(problems, fmt.Sprintf("line %d: image hoist-ci/hoist:%s (want :%s, or :${%s} in a GitLab component)", n, tag, Version, VersionVariable))
 			}
 		}
@@ -93,6 +97,11 @@ func TestVersionRefProblems(t *testing.T) {
 		{line: "name: ghcr.io/hoist-ci/hoist:1", bad: true},
 		{line: "name: ghcr.io/hoist-ci/hoist:latest", bad: true},
 		{line: "ref: refs/tags/v0.1.0", azure: true, bad: true},
+		{line: "the image ghcr.io/hoist-ci/hoist:<x.y.z> of release v<x.y.z>", bad: false},
+		{line: "`uses: hoist-ci/hoist/actions/<tool>@v$VERSION`", bad: false},
+		{line: "`component: $CI_SERVER_FQDN/hoist-ci/hoist/<tool>@$VERSION`", bad: false},
+		{line: "ghcr.io/hoist-ci/hoist:<version>", bad: true},
+		{line: "ghcr.io/hoist-ci/hoist:$TAG", bad: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {
@@ -148,4 +157,17 @@ func TestVersionRefsFollowTheScheme(t *testing.T) {
 		}
 	}
 	require.Greater(t, checked, 10, "too few files name a hoist version: is the pattern still right?")
+}
+
+func TestReleaseVersion(t *testing.T) {
+	for tag, want := range map[string]string{"v0.2.0": "0.2.0", "v1.14.3": "1.14.3"} {
+		got, err := ReleaseVersion(tag)
+		require.NoError(t, err, tag)
+		require.Equal(t, want, got)
+	}
+	for _, tag := range []string{"0.2.0", "v0.2", "v0", "v0.2.0-rc.1", "v01.2.3", "release-0.2.0", ""} {
+		_, err := ReleaseVersion(tag)
+		require.ErrorContains(t, err, "is not v<major>.<minor>.<patch>", tag)
+	}
+	require.Equal(t, "v0", MajorTag())
 }

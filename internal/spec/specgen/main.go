@@ -35,7 +35,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	flags := flag.NewFlagSet("specgen", flag.ContinueOnError)
 	root := flags.String("root", "", "repository root (default: the directory of `go env GOMOD`)")
 	check := flags.Bool("check", false, "write nothing; fail listing the files that are stale")
+	releaseTag := flags.String("release-tag", "", "write nothing; check that this git tag (v0.2.0) is the release spec.Version names, and print version=<x.y.z> and major=<vN> (for $GITHUB_OUTPUT)")
 	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if *releaseTag != "" {
+		v, err := spec.ReleaseVersion(*releaseTag)
+		if err != nil {
+			return err
+		}
+		if v != spec.Version {
+			return fmt.Errorf("the tag %s is not the version this commit declares (internal/spec/version.go: Version = %q): set Version = %q, run go generate ./..., commit, and tag that commit", *releaseTag, spec.Version, v)
+		}
+		_, err = fmt.Fprintf(stdout, "version=%s\nmajor=%s\n", v, spec.MajorTag())
 		return err
 	}
 	if *root == "" {
