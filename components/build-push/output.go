@@ -106,12 +106,14 @@ func (b *build) write(ctx context.Context, art artifact) error {
 	return nil
 }
 
-// push writes one destination, logging progress (bytes, rate). A tag that
-// already holds the artifact's digest is left as it is: a rerun moves no
-// tag and writes no manifest (a registry with immutable tags, Harbor's say,
-// would refuse the write).
+// push writes one destination, logging progress (bytes, rate). In a
+// reproducible build (Epoch set) a tag that already holds the artifact's
+// digest is left as it is: a rerun moves no tag and writes no manifest (a
+// registry with immutable tags, Harbor's say, would refuse the write).
+// Without Epoch the digest holds the build's time, so no tag can hold it
+// and the HEAD is not spent.
 func (b *build) push(ctx context.Context, t name.Reference, art artifact) error {
-	if digest, err := art.digest(); err == nil {
+	if digest, err := art.digest(); err == nil && b.o.Epoch != nil {
 		if d, herr := remote.Head(t, b.links.forTarget(remote.WithContext(ctx))...); herr == nil && d.Digest == digest {
 			b.o.Log.Info("already at "+digest.String()+": not written again", "tag", t.String())
 			return nil
