@@ -47,7 +47,10 @@ func TestWhatMatchesNothing(t *testing.T) {
 			err:  `images entry "registry.example.com/team/ap=1.4.2": no file under the repository references registry.example.com/team/ap, so nothing would deploy it: check the image name (with or without the registry host, as the manifests write it) and paths; or set allow-no-match: true to let bump pass`,
 			warn: "no file under the repository references registry.example.com/team/ap"},
 		{name: "an image outside the selected paths",
-			edit: func(o *Options, _ string) { o.Paths = []string{"overlays/**/*.yaml"}; o.Images = []string{"registry.example.com/team/worker=2"} },
+			edit: func(o *Options, _ string) {
+				o.Paths = []string{"overlays/**/*.yaml"}
+				o.Images = []string{"registry.example.com/team/worker=2"}
+			},
 			err:  `no file under paths overlays/**/*.yaml references registry.example.com/team/worker`,
 			warn: `no file under paths overlays/**/*.yaml references registry.example.com/team/worker`},
 		{name: "a paths glob that matches nothing",
