@@ -27,7 +27,7 @@ func BuildPush() Tool {
 			{Name: "oci-layout-path", Type: String, Description: "Also write the image into an OCI image layout directory here."},
 			{Name: "compression", Type: String, Default: "gzip", Options: []string{"gzip", "zstd"}, Description: "Layer compression: parallel gzip, or zstd (needs `media-types: oci`)."},
 			{Name: "media-types", Type: String, Default: "oci", Options: []string{"oci", "docker"}, Description: "Manifest and layer media types."},
-			{Name: "reproducible", Type: Boolean, Description: "Clamp every timestamp to `SOURCE_DATE_EPOCH` (0 when unset) and write no host times, so the same input gives the same digest. Default: true when `SOURCE_DATE_EPOCH` is set."},
+			{Name: "reproducible", Type: Boolean, Description: "Clamp every timestamp to `SOURCE_DATE_EPOCH` (0 when unset) and write no host times, so the same input gives the same digest. Default: true when `SOURCE_DATE_EPOCH` is set — and in CI (GitHub, GitLab, Azure Pipelines), where an unset `SOURCE_DATE_EPOCH` defaults to the commit time, so a rerun gives the same digest and moves no tag."},
 			{Name: "cache", Type: Boolean, Default: "false", Description: "Cache layers in a registry repository (`cache-repo`): unchanged steps are reused without building, and pushing them moves no bytes (cross-repository mount)."},
 			{Name: "cache-repo", Type: String, Description: "Repository of the layer cache. Default: `<image>/cache` (the first tag's repository + `/cache`)."},
 			{Name: "cache-ttl", Type: String, Default: "336h", Description: "Cache entries older than this are rebuilt (a Go duration: `24h`, `336h`)."},
