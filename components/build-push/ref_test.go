@@ -1,13 +1,11 @@
 package buildpush
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -77,8 +75,8 @@ func TestPushSkipsATagAlreadyAtTheDigest(t *testing.T) {
 	require.NoError(t, err)
 	testrig.PushRandomImage(t, e.host+"/same/app:latest") // latest moved elsewhere meanwhile
 
-	var logs logBuffer
-	o.Log = logs.logger()
+	var logs *testrig.Logs
+	o.Log, logs = testrig.NewLogger(slog.LevelInfo)
 	e.counter.Reset()
 	second, err := Run(context.Background(), o)
 	require.NoError(t, err)
@@ -99,22 +97,3 @@ func digestOf(t *testing.T, ref string) string {
 	return d.Digest.String()
 }
 
-// logBuffer collects a build's log lines (safe for concurrent writers).
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
