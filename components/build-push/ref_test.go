@@ -96,4 +96,3 @@ func digestOf(t *testing.T, ref string) string {
 	require.NoError(t, err)
 	return d.Digest.String()
 }
-
