@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -14,6 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/hoist-ci/hoist/internal/outfile"
 	"github.com/hoist-ci/hoist/internal/registry"
 )
 
@@ -163,7 +164,7 @@ func rate(n int64, d time.Duration) string {
 
 func writeFiles(o Options, res Result, tags []name.Reference) error {
 	if o.DigestFile != "" {
-		if err := os.WriteFile(o.DigestFile, []byte(res.Digest), 0o644); err != nil {
+		if err := outfile.Write(o.DigestFile, []byte(res.Digest)); err != nil {
 			return fmt.Errorf("writing digest-file %s: %w", o.DigestFile, err)
 		}
 	}
@@ -171,7 +172,7 @@ func writeFiles(o Options, res Result, tags []name.Reference) error {
 		if res.Ref == "" {
 			return fmt.Errorf("ref-file %s: this build has no destination, so no reference to write: set tags or image", o.RefFile)
 		}
-		if err := os.WriteFile(o.RefFile, []byte(res.Ref+"\n"), 0o644); err != nil {
+		if err := outfile.Write(o.RefFile, []byte(res.Ref+"\n")); err != nil {
 			return fmt.Errorf("writing ref-file %s: %w", o.RefFile, err)
 		}
 	}
@@ -180,7 +181,7 @@ func writeFiles(o Options, res Result, tags []name.Reference) error {
 		for _, t := range tags {
 			lines = append(lines, t.Context().Name()+"@"+res.Digest)
 		}
-		if err := os.WriteFile(o.ImageNameWithDigestFile, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		if err := outfile.Write(o.ImageNameWithDigestFile, []byte(strings.Join(lines, "\n")+"\n")); err != nil {
 			return fmt.Errorf("writing image-name-with-digest-file %s: %w", o.ImageNameWithDigestFile, err)
 		}
 	}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 
@@ -22,6 +21,7 @@ import (
 
 	"github.com/hoist-ci/hoist/internal/gitmeta"
 	"github.com/hoist-ci/hoist/internal/need"
+	"github.com/hoist-ci/hoist/internal/outfile"
 	"github.com/hoist-ci/hoist/internal/registry"
 )
 
@@ -199,7 +199,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	}
 	res.Tags = res.Written
 	if opts.RefFile != "" {
-		if err := os.WriteFile(opts.RefFile, []byte(res.Ref+"\n"), 0o644); err != nil {
+		if err := outfile.Write(opts.RefFile, []byte(res.Ref+"\n")); err != nil {
 			return res, fmt.Errorf("writing ref-file %s (every tag was written): %w", opts.RefFile, err)
 		}
 	}

@@ -167,6 +167,16 @@ func (d *deliverRig) git(t *testing.T, r *rig, args ...string) {
 	require.NoError(t, err, out)
 }
 
+// clean removes what gitlab-ci-local copied back into the workspace after a
+// pipeline (artifacts, reports): GitLab starts every pipeline from a fresh
+// clone, and a job sees only the artifacts of the jobs it needs.
+func (d *deliverRig) clean(t *testing.T) {
+	t.Helper()
+	for _, p := range []string{".hoist", "gate-reports", "gate.env", "build-push.env", "retag.env", "bump.env", "publish.env", filepath.Join(".gitlab-ci-local", "artifacts")} {
+		require.NoError(t, os.RemoveAll(filepath.Join(d.ws, p)))
+	}
+}
+
 // dotenv lists the lines of every dotenv report the jobs left.
 func (d *deliverRig) dotenv(t *testing.T) []string {
 	t.Helper()
@@ -199,10 +209,12 @@ func (d *deliverRig) requireNoSecrets(t *testing.T, out string) {
 // request, a documentation-only push.
 func testDeliverUnderGitLabCILocal(t *testing.T, r *rig) {
 	d := newDeliverRig(t, r, deliverPipeline, ".gitlab-ci.yml")
+	require.NoError(t, os.WriteFile(filepath.Join(d.ws, ".gitignore"), []byte(".gitlab-ci-local/\n.hoist/\ngate-reports/\n*.env\n"), 0o644))
 	sha := r.gitRepo(t, d.ws, gitlabRemote)
 	short := sha[:gitlabShortSHA]
 	run := func(t *testing.T, what string, extra ...string) string {
 		t.Helper()
+		d.clean(t)
 		ctx, cancel := context.WithTimeout(t.Context(), pipelineTimeout)
 		defer cancel()
 		start := time.Now()
