@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/mail"
 	"os"
+	"runtime/debug"
 
 	"github.com/hoist-ci/hoist/components/bump"
 	"github.com/hoist-ci/hoist/internal/ci"
@@ -18,6 +19,12 @@ func main() {
 }
 
 func run(ctx context.Context, j *ci.Job) (map[string]string, error) {
+	if os.Getenv("GOGC") == "" {
+		// bump holds little (the files it edits) and parsing YAML allocates
+		// fast: a lower GC target keeps its peak near what it holds (a 3.8 MB
+		// bundle: about 15 MiB less; TestLargeFilesCostLittleMemory).
+		debug.SetGCPercent(50)
+	}
 	author, err := mail.ParseAddress(j.String("author"))
 	if err != nil {
 		return nil, fmt.Errorf("author %q: want `Name <email>`: %v", j.String("author"), err)
@@ -30,8 +37,14 @@ func run(ctx context.Context, j *ci.Job) (map[string]string, error) {
 	if apiURL == "" {
 		apiURL = j.APIURLFor(j.String("repository"))
 	}
+	allowNoMatch, err := j.Bool("allow-no-match")
+	if err != nil {
+		return nil, err
+	}
 	res, err := bump.Run(ctx, bump.Options{
 		Images:               j.List("images"),
+		ImagesFrom:           j.List("images-from"),
+		AllowNoMatch:         allowNoMatch,
 		Image:                j.String("image"),
 		Tag:                  j.String("tag"),
 		Digest:               j.String("digest"),

@@ -39,6 +39,7 @@ func run(ctx context.Context, j *ci.Job) (map[string]string, error) {
 		Destinations:      j.List("destination"),
 		ExpectDigest:      j.String("expect-digest"),
 		DryRun:            dryRun,
+		RefFile:           j.String("ref-file"),
 		Git:               j.Git,
 		Registry:          reg,
 		Log:               j.Log,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -14,6 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/hoist-ci/hoist/internal/outfile"
 	"github.com/hoist-ci/hoist/internal/registry"
 )
 
@@ -106,8 +107,19 @@ func (b *build) write(ctx context.Context, art artifact) error {
 	return nil
 }
 
-// push writes one destination, logging progress (bytes, rate).
+// push writes one destination, logging progress (bytes, rate). In a
+// reproducible build (Epoch set) a tag that already holds the artifact's
+// digest is left as it is: a rerun moves no tag and writes no manifest (a
+// registry with immutable tags, Harbor's say, would refuse the write).
+// Without Epoch the digest holds the build's time, so no tag can hold it
+// and the HEAD is not spent.
 func (b *build) push(ctx context.Context, t name.Reference, art artifact) error {
+	if digest, err := art.digest(); err == nil && b.o.Epoch != nil {
+		if d, herr := remote.Head(t, b.links.forTarget(remote.WithContext(ctx))...); herr == nil && d.Digest == digest {
+			b.o.Log.Info("already at "+digest.String()+": not written again", "tag", t.String())
+			return nil
+		}
+	}
 	updates := make(chan v1.Update, 64)
 	done := make(chan struct{})
 	start := time.Now()
@@ -152,8 +164,16 @@ func rate(n int64, d time.Duration) string {
 
 func writeFiles(o Options, res Result, tags []name.Reference) error {
 	if o.DigestFile != "" {
-		if err := os.WriteFile(o.DigestFile, []byte(res.Digest), 0o644); err != nil {
+		if err := outfile.Write(o.DigestFile, []byte(res.Digest)); err != nil {
 			return fmt.Errorf("writing digest-file %s: %w", o.DigestFile, err)
+		}
+	}
+	if o.RefFile != "" {
+		if res.Ref == "" {
+			return fmt.Errorf("ref-file %s: this build has no destination, so no reference to write: set tags or image", o.RefFile)
+		}
+		if err := outfile.Write(o.RefFile, []byte(res.Ref+"\n")); err != nil {
+			return fmt.Errorf("writing ref-file %s: %w", o.RefFile, err)
 		}
 	}
 	if o.ImageNameWithDigestFile != "" {
@@ -161,7 +181,7 @@ func writeFiles(o Options, res Result, tags []name.Reference) error {
 		for _, t := range tags {
 			lines = append(lines, t.Context().Name()+"@"+res.Digest)
 		}
-		if err := os.WriteFile(o.ImageNameWithDigestFile, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		if err := outfile.Write(o.ImageNameWithDigestFile, []byte(strings.Join(lines, "\n")+"\n")); err != nil {
 			return fmt.Errorf("writing image-name-with-digest-file %s: %w", o.ImageNameWithDigestFile, err)
 		}
 	}

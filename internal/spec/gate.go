@@ -9,7 +9,7 @@ func Gate() Tool {
 		Stage:       "test",
 		Icon:        "check-circle",
 		Color:       "green",
-		Inputs: []Input{
+		Inputs: append([]Input{
 			{Name: "run", Type: Lines, Description: "Commands to run with `sh -c` in the workspace, in order. `name: command` names one, for `score-run` and the log. Each runs in its own log group; exit codes are recorded."},
 			{Name: "continue-on-failure", Type: Boolean, Default: "false", Description: "Keep going after a command fails: later commands run and the thresholds alone decide. Without it a failing command fails the gate and the commands after it do not run; the reports are still read and published."},
 			{Name: "junit", Type: List, Description: "JUnit XML reports to read (globs relative to the workspace, `**` allowed): pytest, gotestsum/go-junit-report, jest-junit, Maven Surefire and others. A glob that matches nothing fails the gate."},
@@ -23,13 +23,13 @@ func Gate() Tool {
 			{Name: "min-coverage", Type: Number, Description: "Lowest coverage allowed, in percent (0 to 100). Unset: no limit."},
 			{Name: "max-findings", Type: List, Description: "Most lint findings allowed: a total (`10`) and/or per severity (`error=0`, `warning=20`, `note=100`). Unset: no limit."},
 			{Name: "min-score", Type: Number, Description: "Lowest score allowed (with `score`). Unset: no limit."},
-			{Name: "paths", Type: List, Description: "Run only when a file matching one of these globs (`src/**`, `**/*.py`) changed since `base`; otherwise the gate is skipped: nothing runs, `skipped` is true, the job passes. Unset: always run."},
+			{Name: "paths", Type: List, Description: "Run only when a file matching one of these globs (`src/**`, `**/*.py`) changed since `base`; otherwise the gate is skipped: nothing runs, `skipped` is true, the job passes. A glob starting with `!` excludes, and the last glob that matches a file decides, as in GitHub's `on.push.paths` (`**`, `!docs/**`, `!**/*.md`: anything but documentation). Unset: always run."},
 			{Name: "base", Type: String, Default: "auto", Description: "What `paths` compares HEAD with: a commit, branch or tag, or `auto`: the pull/merge request's base (from the merge base), else the commit a push moved the branch from, else the default branch. Needs the history: `fetch-depth: 0` on GitHub, `GIT_DEPTH: 0` on GitLab."},
 			{Name: "on-no-base", Type: String, Default: "run", Options: []string{"run", "skip"}, Description: "With `paths`, what to do when there is nothing to compare with (tag, scheduled and manual pipelines, a base missing from a shallow clone): `run`, as GitLab's `rules:changes` does, or `skip`."},
 			{Name: "junit-report", Type: String, GitLabDefault: "gate-reports/junit.xml", AzureDefault: "gate-reports/junit.xml", Description: "Write the merged test results here as JUnit XML (relative to the workspace). The GitLab component declares it under `artifacts:reports:junit` (and keeps `gate-reports/` as artifacts); on Azure Pipelines it is published to the run's Tests tab. Unset: not written."},
 			{Name: "codequality-report", Type: String, GitLabDefault: "gate-reports/gl-code-quality-report.json", Description: "Write the lint findings here as a GitLab code quality report (Code Climate JSON with stable fingerprints). The GitLab component declares it under `artifacts:reports:codequality`. Unset: not written."},
 			{Name: "coverage-report", Type: String, GitLabDefault: "gate-reports/coverage.xml", AzureDefault: "gate-reports/coverage.xml", Description: "Write the merged coverage here as Cobertura XML, whatever the input format. The GitLab component declares it under `artifacts:reports:coverage_report`; on Azure Pipelines it is published to the run's Code Coverage tab. Unset: not written."},
-		},
+		}, OutputInputs()...),
 		Outputs: []Output{
 			{Name: "passed", Description: "`true` when the gate passed or was skipped, else `false`."},
 			{Name: "skipped", Description: "`true` when the gate was skipped because nothing under `paths` changed."},
