@@ -1,0 +1,156 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/stretchr/testify/require"
+
+	"github.com/hoist-ci/hoist/internal/spec"
+	"github.com/hoist-ci/hoist/internal/testrig"
+)
+
+const (
+	kanikoPipeline = "examples/gitlab/kaniko.gitlab-ci.yml"
+	// harborCanary is the robot account's password: never printed.
+	harborCanary = "e2e-canary-harbor-robot-5c1f9e"
+	harborUser   = "robot_shop"
+)
+
+// withoutCredentials is a second job of the pipeline: the same executor
+// call with no /kaniko/.docker/config.json (a fresh job container). It
+// must fail: the registry requires credentials, so the first job's push
+// proves they were read from the file.
+const withoutCredentials = `
+without-credentials:
+  stage: build
+  image:
+    name: ghcr.io/hoist-ci/hoist:0.1.0
+    entrypoint: [""]
+  allow_failure: true
+  script:
+    - /kaniko/executor --context "${CI_PROJECT_DIR}" --dockerfile "${CI_PROJECT_DIR}/Dockerfile" --destination "${HARBOR_HOST}/shop/web:denied" --build-arg "BASE=${BASE_IMAGE}"
+`
+
+// TestKanikoDropIn runs a typical GitLab kaniko job (examples/gitlab/
+// kaniko.gitlab-ci.yml) under gitlab-ci-local with hoist's image as the
+// only change, against a registry that requires credentials (htpasswd),
+// the base image on the same registry: the image lands there, built from
+// examples/app with its RUN, the executor's files are written, and the
+// robot's password is never printed. hoist's image is loaded under a tag
+// of this test's own, so that the runs of other worktrees sharing the
+// engine keep theirs.
+func TestKanikoDropIn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the kaniko drop-in runs a pipeline in the rig's Docker engine with gitlab-ci-local (make test); skipped in -short mode")
+	}
+	tag := fmt.Sprintf("hoist-e2e/kaniko:%d", time.Now().UnixNano())
+	r := newRigWith(t, tag)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), dockerTimeout)
+		defer cancel()
+		if out, err := r.run(ctx, r.root, "docker", "rmi", tag); err != nil {
+			t.Logf("docker rmi %s: %v\n%s", tag, err, out)
+		}
+	})
+
+	pipeline, err := os.ReadFile(filepath.Join(r.root, kanikoPipeline))
+	require.NoError(t, err)
+	yml := string(pipeline) + withoutCredentials
+	require.Equal(t, 2, strings.Count(yml, "name: "+spec.Image()+"\n"), "the pipeline names hoist's image as %s", spec.Image())
+	yml = strings.ReplaceAll(yml, "name: "+spec.Image()+"\n", "name: "+tag+"\n")
+
+	ws := t.TempDir()
+	r.copyFiles(t, ws, map[string]string{
+		"examples/app/Dockerfile":        "Dockerfile",
+		"examples/app/.dockerignore":     ".dockerignore",
+		"examples/app/static/index.html": "static/index.html",
+	})
+	require.NoError(t, os.WriteFile(filepath.Join(ws, ".gitlab-ci.yml"), []byte(yml), 0o644))
+	sha := r.gitRepo(t, ws, gitlabRemote)
+
+	reg := testrig.Registry(t, testrig.RegistryOptions{Users: map[string]string{harborUser: harborCanary}})
+	auth := remote.WithAuth(&authn.Basic{Username: harborUser, Password: harborCanary})
+	base := reg.Host + "/library/busybox:1.36"
+	baseImg, err := testrig.BusyboxImage()
+	require.NoError(t, err)
+	testrig.PushImage(t, baseImg, base, auth)
+	baseLayers, err := baseImg.Layers()
+	require.NoError(t, err)
+	baseLayer, err := baseLayers[0].Digest()
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(t.Context(), pipelineTimeout)
+	defer cancel()
+	args := []string{
+		"--variable", "HARBOR_HOST=" + reg.Host,
+		"--variable", "HARBOR_USERNAME=" + harborUser,
+		"--variable", "HARBOR_PASSWORD=" + harborCanary,
+		"--variable", "BASE_IMAGE=" + base,
+		// The rig's registry serves plain HTTP (a real one, HTTPS, needs
+		// nothing): allowed by the environment, the job's script unchanged.
+		"--variable", "INPUT_INSECURE_REGISTRIES=" + reg.Host,
+	}
+	start := time.Now()
+	out, err := r.gitlabCILocal(ctx, t, ws, args...)
+	t.Logf("gitlab-ci-local ran the kaniko job in %s", time.Since(start).Round(time.Millisecond))
+	requireRun(t, "gitlab-ci-local "+strings.Join(redactHarbor(args), " "), out, err)
+
+	ref := reg.Host + "/shop/web:" + sha[:gitlabShortSHA]
+	r2, err := name.ParseReference(ref, name.Insecure)
+	require.NoError(t, err)
+	_, err = remote.Image(r2, remote.WithContext(t.Context()))
+	require.Error(t, err, "the registry served %s without credentials: the test proves nothing", ref)
+	img, err := remote.Image(r2, remote.WithContext(t.Context()), auth)
+	require.NoError(t, err, "%s was not pushed:\n%s", ref, tail(out, logTailLines))
+	layers, err := img.Layers()
+	require.NoError(t, err)
+	require.Len(t, layers, 3, "the base, the COPY and the RUN")
+	first, err := layers[0].Digest()
+	require.NoError(t, err)
+	require.Equal(t, baseLayer, first, "the image is built on the base, pulled with the file's credentials")
+	info, ok := layerFiles(t, layers[2])[buildInfo]
+	require.True(t, ok, "the RUN wrote no %s", buildInfo)
+	require.Contains(t, string(info.data), "hoist example app\n")
+	digest, err := img.Digest()
+	require.NoError(t, err)
+
+	// kaniko's --image-name-tag-with-digest-file, as an artifact.
+	refFile, err := os.ReadFile(filepath.Join(ws, "image-ref.txt"))
+	require.NoError(t, err, "the job's artifact image-ref.txt is missing")
+	require.Equal(t, ref+"@"+digest.String()+"\n", string(refFile))
+	// The cache repository got the layers.
+	cache, err := name.NewRepository(reg.Host+"/shop/web/cache", name.Insecure)
+	require.NoError(t, err)
+	cached, err := remote.List(cache, remote.WithContext(t.Context()), auth)
+	require.NoError(t, err)
+	require.NotEmpty(t, cached)
+
+	require.Contains(t, out, "executor: note: --snapshot-mode: accepted for kaniko compatibility, no effect")
+	requireRunLog(t, out)
+	// Without the file, the same call is refused by the registry.
+	require.Regexp(t, `without-credentials.*(401|UNAUTHORIZED|unauthorized|authentication required)`, out)
+	denied, err := name.ParseReference(reg.Host+"/shop/web:denied", name.Insecure)
+	require.NoError(t, err)
+	_, err = remote.Head(denied, remote.WithContext(t.Context()), auth)
+	require.Error(t, err, "the job without credentials pushed")
+
+	require.NotContains(t, out, harborCanary, "the robot's password was printed")
+	requireNoCanaryIn(t, filepath.Join(ws, ".gitlab-ci-local"), harborCanary)
+}
+
+func redactHarbor(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = strings.ReplaceAll(a, harborCanary, "***")
+	}
+	return out
+}
