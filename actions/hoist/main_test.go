@@ -1,17 +1,23 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/stretchr/testify/require"
 
 	"github.com/hoist-ci/hoist/internal/spec"
@@ -38,7 +44,7 @@ func install(t *testing.T) string {
 	for _, tool := range spec.Tools() {
 		require.NoError(t, os.Symlink("hoist", filepath.Join(dir, tool.Name)))
 	}
-	require.NoError(t, os.Symlink(filepath.Join(dir, "hoist"), filepath.Join(dir, "executor")))
+	require.NoError(t, os.Symlink("hoist", filepath.Join(dir, "executor")))
 	return dir
 }
 
@@ -128,4 +134,84 @@ func TestExecutorBuildsAndPushes(t *testing.T) {
 	desc, err := remote.Head(ref, remote.WithContext(t.Context()))
 	require.NoError(t, err)
 	require.Equal(t, d, desc.Digest.String())
+}
+
+// TestRunThroughTheMultiCallBinary builds a Dockerfile with a RUN through
+// hoist: the sandbox re-executes the binary as its init, and build-push
+// re-executes it to conceal its arguments (as uid 65534, also to enter a
+// user namespace). Each re-execution must come back to build-push, whether
+// it was called through a link or as `hoist build-push`.
+func TestRunThroughTheMultiCallBinary(t *testing.T) {
+	installed := install(t)
+	// Readable by uid 65534: the binaries, the context, HOME and TMPDIR.
+	shared := testrig.SharedDir(t)
+	dir := filepath.Join(shared, "bin")
+	require.NoError(t, os.CopyFS(dir, os.DirFS(installed)))
+	reg := testrig.Registry(t, testrig.RegistryOptions{})
+	base := reg.Host + "/library/busybox:1"
+	img, err := testrig.BusyboxImage()
+	require.NoError(t, err)
+	testrig.PushImage(t, img, base)
+	ctxDir := filepath.Join(shared, "context")
+	require.NoError(t, os.Mkdir(ctxDir, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte("FROM "+base+"\nRUN echo ran > /ran.txt && id -u > /uid.txt\n"), 0o644))
+
+	for _, tc := range []struct {
+		name   string
+		nobody bool
+		prog   string
+		args   []string
+	}{
+		{name: "root, through the link", prog: "build-push"},
+		{name: "root, as hoist build-push", prog: "hoist", args: []string{"build-push"}},
+		{name: "uid 65534, as hoist build-push", nobody: true, prog: "hoist", args: []string{"build-push"}},
+		{name: "uid 65534, as kaniko's executor", nobody: true, prog: "executor"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			work := filepath.Join(shared, strings.ReplaceAll(tc.name, " ", "-"))
+			for _, d := range []string{work, filepath.Join(work, "home"), filepath.Join(work, "tmp")} {
+				require.NoError(t, os.Mkdir(d, 0o755))
+				require.NoError(t, os.Chown(d, testrig.NobodyUID, testrig.NobodyUID))
+			}
+			flags := []string{"--context", ctxDir, "--destination", reg.Host + "/shop/run:1", "--no-push", "--tar-path", filepath.Join(work, "image.tar"), "--insecure-pull"}
+			if tc.prog != "executor" {
+				flags = []string{"--context", ctxDir, "--tags", reg.Host + "/shop/run:1", "--push=false", "--tar-path", filepath.Join(work, "image.tar"), "--insecure-registries", reg.Host}
+			}
+			cmd := exec.CommandContext(t.Context(), filepath.Join(dir, tc.prog), append(tc.args, flags...)...)
+			cmd.Dir = work
+			cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + filepath.Join(work, "home"), "TMPDIR=" + filepath.Join(work, "tmp")}
+			if tc.nobody {
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: testrig.NobodyUID, Gid: testrig.NobodyUID, Groups: []uint32{}}}
+			}
+			out, err := cmd.CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			built, err := tarball.ImageFromPath(filepath.Join(work, "image.tar"), nil)
+			require.NoError(t, err)
+			layers, err := built.Layers()
+			require.NoError(t, err)
+			files := layerContents(t, layers[len(layers)-1])
+			require.Equal(t, "ran\n", files["ran.txt"], "%s", out)
+			require.Equal(t, "0\n", files["uid.txt"], "the RUN runs as the stage's root")
+		})
+	}
+}
+
+// layerContents reads a layer's regular files by path.
+func layerContents(t *testing.T, l v1.Layer) map[string]string {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	require.NoError(t, err)
+	defer rc.Close()
+	out := map[string]string{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		require.NoError(t, err)
+		data, err := io.ReadAll(tr)
+		require.NoError(t, err)
+		out[strings.TrimPrefix(strings.TrimPrefix(h.Name, "./"), "/")] = string(data)
+	}
 }
