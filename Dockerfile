@@ -19,7 +19,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X github.com/hoist-ci/hoist/internal/spec.version=${VERSION}" -o /out/ ./actions/hoist
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X github.com/hoist-ci/hoist/internal/spec.stamped=${VERSION}" -o /out/ ./actions/hoist
 
 FROM debian:bookworm-slim AS rootfs
 RUN apt-get update \

@@ -37,7 +37,7 @@ func install(t *testing.T) string {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	defer cancel()
-	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w -X github.com/hoist-ci/hoist/internal/spec.version="+stamped, "-o", filepath.Join(dir, "hoist"), ".")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w -X github.com/hoist-ci/hoist/internal/spec.stamped="+stamped, "-o", filepath.Join(dir, "hoist"), ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, "%s", out)

@@ -11,4 +11,4 @@ const ImageRepository = "ghcr.io/hoist-ci/hoist"
 func Image() string { return ImageRepository + ":" + Version }
 
 // UserAgent is sent to registries and APIs.
-func UserAgent() string { return "hoist/" + BinaryVersion() }
+func UserAgent() string { return "hoist/" + Version }
