@@ -90,17 +90,17 @@ func shortHash(h string) string {
 
 func describe(edits []manifests.FileEdit, withDiff bool) Result {
 	var r Result
-	var diff strings.Builder
+	var diffs []string // joined once: a large bundle's diff is not copied as it grows
 	for _, e := range edits {
 		r.Files = append(r.Files, e.Path)
 		r.Changes = append(r.Changes, e.Changes...)
 		if withDiff {
-			diff.WriteString(manifests.UnifiedDiff(e.Path, e.Old, e.New))
+			diffs = append(diffs, manifests.UnifiedDiff(e.Path, e.Old, e.New))
 		}
 	}
 	sort.Strings(r.Files)
 	r.Changed = len(edits) > 0
-	r.Diff = diff.String()
+	r.Diff = strings.Join(diffs, "")
 	return r
 }
 

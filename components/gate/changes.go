@@ -77,11 +77,8 @@ func checkChanges(ctx context.Context, dir string, paths []string, base, onNoBas
 	}
 	c := Changes{Base: baseSHA, Changed: len(files)}
 	for _, f := range files {
-		for _, p := range paths {
-			if ok, _ := doublestar.Match(p, f); ok {
-				c.Matched = append(c.Matched, f)
-				break
-			}
+		if pathsMatch(paths, f) {
+			c.Matched = append(c.Matched, f)
 		}
 	}
 	short := baseSHA
@@ -211,4 +208,20 @@ func resolveBase(repo *git.Repository, head *object.Commit, base string, g gitme
 		return mb[0], nil
 	}
 	return nil, &errNoBase{why: fmt.Sprintf("cannot find %s in the clone; fetch more history", strings.Join(tried, ", nor "))}
+}
+
+// pathsMatch reports whether file is selected by paths, read as GitHub
+// reads `on.push.paths`: a pattern starting with `!` excludes what it
+// matches, and the last pattern that matches decides (`**`, `!docs/**`
+// selects every file but the docs). With no positive pattern before a
+// negative one, nothing is selected by it.
+func pathsMatch(paths []string, file string) bool {
+	selected := false
+	for _, p := range paths {
+		neg := strings.HasPrefix(p, "!")
+		if ok, _ := doublestar.Match(strings.TrimPrefix(p, "!"), file); ok {
+			selected = !neg
+		}
+	}
+	return selected
 }

@@ -124,3 +124,20 @@ func TestChangesFilter(t *testing.T) {
 		require.Contains(t, ch.Reason, "is not a git repository")
 	})
 }
+
+func TestPathsMatchNegation(t *testing.T) {
+	for _, tc := range []struct {
+		paths []string
+		file  string
+		want  bool
+	}{
+		{[]string{"**", "!docs/**", "!**/*.md"}, "docs/guide.md", false},
+		{[]string{"**", "!docs/**", "!**/*.md"}, "README.md", false},
+		{[]string{"**", "!docs/**", "!**/*.md"}, "app/main.go", true},
+		{[]string{"**", "!docs/**", "docs/api.yaml"}, "docs/api.yaml", true}, // the last match wins
+		{[]string{"!docs/**"}, "app/main.go", false},                          // a negation alone selects nothing
+		{[]string{"src/**"}, "src/a/b.py", true},
+	} {
+		require.Equal(t, tc.want, pathsMatch(tc.paths, tc.file), "%v %s", tc.paths, tc.file)
+	}
+}

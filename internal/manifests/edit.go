@@ -151,6 +151,7 @@ type planner struct {
 	errs      []error
 	flux      []marker
 	hoistMark []marker
+	plain     plainMemo
 }
 
 // Edit plans and applies the edits to one file's bytes. It returns the new
@@ -216,6 +217,7 @@ func editChunk(file string, b []byte, s *source, c chunk, opts Options) ([]byte,
 		setOps:   map[*yaml.Node]*op{},
 		marked:   map[*yaml.Node]bool{},
 		parents:  map[*yaml.Node]*yaml.Node{},
+		plain:    s.plain,
 	}
 	for _, d := range docs {
 		p.index(d, nil)

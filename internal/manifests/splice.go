@@ -15,10 +15,11 @@ import (
 type source struct {
 	b     []byte
 	lines []int // byte offset of each line's first byte
+	plain plainMemo
 }
 
 func newSource(b []byte) *source {
-	s := &source{b: b, lines: []int{0}}
+	s := &source{b: b, lines: []int{0}, plain: plainMemo{}}
 	for i, c := range b {
 		if c == '\n' {
 			s.lines = append(s.lines, i+1)
@@ -127,17 +128,40 @@ func (s *source) scalarSpan(n *yaml.Node) (int, int, error) {
 // encodeScalar writes v in the style of the node it replaces. A plain
 // scalar whose new value would not read back as that string (1.20 is a
 // number, "on" a boolean, ": " starts a mapping) is double-quoted.
-func encodeScalar(style yaml.Style, v string, inFlow bool) (string, yaml.Style) {
+func (m plainMemo) encodeScalar(style yaml.Style, v string, inFlow bool) (string, yaml.Style) {
 	switch {
 	case style&yaml.SingleQuotedStyle != 0:
 		return "'" + strings.ReplaceAll(v, "'", "''") + "'", yaml.SingleQuotedStyle
 	case style&yaml.DoubleQuotedStyle != 0:
 		return doubleQuote(v), yaml.DoubleQuotedStyle
 	}
-	if plainSafe(v, inFlow) {
+	if m.safe(v, inFlow) {
 		return v, 0
 	}
 	return doubleQuote(v), yaml.DoubleQuotedStyle
+}
+
+// plainMemo remembers plainSafe's answers for one file: a bundle sets the
+// same new reference in thousands of places, and each answer costs a YAML
+// parse.
+type plainMemo map[plainQuery]bool
+
+type plainQuery struct {
+	v      string
+	inFlow bool
+}
+
+func (m plainMemo) safe(v string, inFlow bool) bool {
+	if m == nil {
+		return plainSafe(v, inFlow)
+	}
+	q := plainQuery{v, inFlow}
+	ok, seen := m[q]
+	if !seen {
+		ok = plainSafe(v, inFlow)
+		m[q] = ok
+	}
+	return ok
 }
 
 func doubleQuote(v string) string {
@@ -208,7 +232,7 @@ func (p *planner) spans(s *source) ([]span, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s:%d: %w", p.file, o.node.Line, err)
 			}
-			text, _ := encodeScalar(o.node.Style, o.value, p.inFlow(o.node))
+			text, _ := p.plain.encodeScalar(o.node.Style, o.value, p.inFlow(o.node))
 			spans = append(spans, span{start, end, text})
 		case opInsert:
 			sp, err := p.insertSpan(s, o)
@@ -245,7 +269,7 @@ func (p *planner) insertSpan(s *source, o *op) (span, error) {
 	}
 	at := s.lineEnd(last.Line)
 	text := strings.Repeat(" ", m.Content[0].Column-1) + o.key + ": "
-	v, _ := encodeScalar(0, o.value, false)
+	v, _ := p.plain.encodeScalar(0, o.value, false)
 	text += v
 	eol := "\n"
 	if at > 0 && at <= len(s.b) && at >= 2 && s.b[at-1] == '\n' && s.b[at-2] == '\r' {

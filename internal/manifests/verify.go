@@ -8,7 +8,9 @@ import (
 
 // verify parses out and compares it with the original documents carrying
 // exactly the planned edits: same structure, same keys in the same order,
-// same values, tags, styles and anchors everywhere else.
+// same values, tags, styles and anchors everywhere else. The edits are
+// applied to docs themselves (their spans are already cut; a copy of a
+// bundle's nodes would double its cost).
 func (p *planner) verify(docs []*yaml.Node, out []byte, line int) error {
 	got, err := parseDocsAt(p.file, out, line)
 	if err != nil {
@@ -17,16 +19,12 @@ func (p *planner) verify(docs []*yaml.Node, out []byte, line int) error {
 	if len(got) != len(docs) {
 		return fmt.Errorf("%d documents instead of %d", len(got), len(docs))
 	}
-	copies := map[*yaml.Node]*yaml.Node{}
-	want := make([]*yaml.Node, len(docs))
-	for i, d := range docs {
-		want[i] = deepCopy(d, copies)
-	}
+	want := docs
 	for _, o := range p.ops {
-		c := copies[o.node]
+		c := o.node
 		switch o.kind {
 		case opSet:
-			_, style := encodeScalar(o.node.Style, o.value, p.inFlow(o.node))
+			_, style := p.plain.encodeScalar(o.node.Style, o.value, p.inFlow(o.node))
 			c.Value = o.value
 			c.Style = style | (o.node.Style & yaml.TaggedStyle)
 			if o.node.Style&yaml.TaggedStyle == 0 {
@@ -35,7 +33,7 @@ func (p *planner) verify(docs []*yaml.Node, out []byte, line int) error {
 		case opInsert:
 			c.Content = append(c.Content,
 				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: o.key},
-				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: o.value, Style: func() yaml.Style { _, st := encodeScalar(0, o.value, false); return st }()})
+				&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: o.value, Style: func() yaml.Style { _, st := p.plain.encodeScalar(0, o.value, false); return st }()})
 		case opDelete:
 			for i := 0; i+1 < len(c.Content); i += 2 {
 				if c.Content[i].Value == o.key {
@@ -51,20 +49,6 @@ func (p *planner) verify(docs []*yaml.Node, out []byte, line int) error {
 		}
 	}
 	return nil
-}
-
-func deepCopy(n *yaml.Node, copies map[*yaml.Node]*yaml.Node) *yaml.Node {
-	if c, ok := copies[n]; ok {
-		return c
-	}
-	c := *n
-	copies[n] = &c
-	c.Content = make([]*yaml.Node, len(n.Content))
-	for i, ch := range n.Content {
-		c.Content[i] = deepCopy(ch, copies)
-	}
-	c.Alias = nil
-	return &c
 }
 
 func shortTag(n *yaml.Node) string {

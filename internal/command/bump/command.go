@@ -9,6 +9,8 @@ import (
 	"context"
 	"fmt"
 	"net/mail"
+	"os"
+	"runtime/debug"
 
 	bumpcomponent "github.com/hoist-ci/hoist/components/bump"
 	"github.com/hoist-ci/hoist/internal/ci"
@@ -22,6 +24,12 @@ func Main() int {
 
 // Run runs bump with the job's inputs and returns the outputs.
 func Run(ctx context.Context, j *ci.Job) (map[string]string, error) {
+	if os.Getenv("GOGC") == "" {
+		// bump holds little (the files it edits) and parsing YAML allocates
+		// fast: a lower GC target keeps its peak near what it holds (a 3.8 MB
+		// bundle: about 15 MiB less; TestLargeFilesCostLittleMemory).
+		debug.SetGCPercent(50)
+	}
 	author, err := mail.ParseAddress(j.String("author"))
 	if err != nil {
 		return nil, fmt.Errorf("author %q: want `Name <email>`: %v", j.String("author"), err)
