@@ -38,8 +38,8 @@ func mains() map[string]func() int {
 	}
 }
 
-// Tools are the names the binary answers to besides its own, sorted: one
-// link each in the image.
+// Tools are the tools' names, in the order the docs list them: one link
+// each in the image (and the executor's, /kaniko/executor).
 func Tools() []string {
 	var names []string
 	for _, t := range spec.Tools() {
