@@ -1,8 +1,9 @@
 # The one hoist image: one stripped static multi-call binary,
 # /usr/local/bin/hoist, with a link per tool (build-push, retag, gate, bump,
 # publish) and kaniko's /kaniko/executor (build-push with kaniko's flags;
-# credentials in /kaniko/.docker/config.json), a static busybox so GitLab
-# `script:` has a shell, and CA certificates. No USER line:
+# credentials in /kaniko/.docker/config.json, private CAs in /kaniko/ssl/certs/),
+# a static busybox so GitLab `script:` has a shell (also at /busybox, where
+# kaniko's debug image has it), and CA certificates. No USER line:
 # GitHub container actions run as root. No ENTRYPOINT: each action.yml sets
 # runs.entrypoint, and GitLab jobs use `entrypoint: [""]`.
 #
@@ -36,8 +37,10 @@ RUN set -eu; \
     for tool in build-push retag gate bump publish; do \
       ln -s hoist "/rootfs/usr/local/bin/$tool"; \
     done; \
-    mkdir -p /rootfs/kaniko/.docker; \
+    mkdir -p /rootfs/kaniko/.docker /rootfs/kaniko/ssl/certs; \
     ln -s /usr/local/bin/hoist /rootfs/kaniko/executor; \
+    ln -s /etc/ssl/certs/ca-certificates.crt /rootfs/kaniko/ssl/certs/ca-certificates.crt; \
+    ln -s bin /rootfs/busybox; \
     printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >/rootfs/etc/passwd; \
     printf 'root:x:0:\nnogroup:x:65534:\n' >/rootfs/etc/group; \
     cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/ca-certificates.crt; \

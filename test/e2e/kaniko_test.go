@@ -2,7 +2,14 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -40,6 +47,50 @@ without-credentials:
     - /kaniko/executor --context "${CI_PROJECT_DIR}" --dockerfile "${CI_PROJECT_DIR}/Dockerfile" --destination "${HARBOR_HOST}/shop/web:denied" --build-arg "BASE=${BASE_IMAGE}"
 `
 
+// privateCA are jobs of the pipeline against the same registry behind TLS
+// with a private CA (REGISTRY_CA): trusted as GitLab's documentation has a
+// kaniko job trust one, by appending it to
+// /kaniko/ssl/certs/additional-ca-cert-bundle.crt — and, without that line,
+// refused.
+const privateCA = `
+private-ca:
+  stage: build
+  image:
+    name: ghcr.io/hoist-ci/hoist:0.1.0
+    entrypoint: [""]
+  script:
+    - echo "${REGISTRY_CA}" >> /kaniko/ssl/certs/additional-ca-cert-bundle.crt
+    - echo "{\"auths\":{\"${TLS_HOST}\":{\"auth\":\"$(printf "%s:%s" "${HARBOR_USERNAME}" "${HARBOR_PASSWORD}" | base64 | tr -d '\n')\"}}}" > /kaniko/.docker/config.json
+    - /kaniko/executor --context "${CI_PROJECT_DIR}" --dockerfile "${CI_PROJECT_DIR}/Dockerfile" --destination "${TLS_HOST}/shop/web:tls" --build-arg "BASE=${TLS_HOST}/library/busybox:1.36"
+
+private-ca-untrusted:
+  stage: build
+  image:
+    name: ghcr.io/hoist-ci/hoist:0.1.0
+    entrypoint: [""]
+  allow_failure: true
+  script:
+    - echo "{\"auths\":{\"${TLS_HOST}\":{\"auth\":\"$(printf "%s:%s" "${HARBOR_USERNAME}" "${HARBOR_PASSWORD}" | base64 | tr -d '\n')\"}}}" > /kaniko/.docker/config.json
+    - /kaniko/executor --context "${CI_PROJECT_DIR}" --dockerfile "${CI_PROJECT_DIR}/Dockerfile" --destination "${TLS_HOST}/shop/web:untrusted" --build-arg "BASE=${TLS_HOST}/library/busybox:1.36"
+`
+
+// tlsFront serves the registry over HTTPS with httptest's certificate (a
+// CA of its own, valid for 127.0.0.1) and returns its host and the CA in
+// PEM. The registry builds its upload URLs from X-Forwarded-Proto/Host.
+func tlsFront(t *testing.T, registryHost string) (string, string) {
+	t.Helper()
+	target := &url.URL{Scheme: "http", Host: registryHost}
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.SetXForwarded()
+		r.Out.Host = r.In.Host
+	}}
+	srv := httptest.NewTLSServer(proxy)
+	t.Cleanup(srv.Close)
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	return strings.TrimPrefix(srv.URL, "https://"), string(ca)
+}
+
 // TestKanikoDropIn runs a typical GitLab kaniko job (examples/gitlab/
 // kaniko.gitlab-ci.yml) under gitlab-ci-local with hoist's image as the
 // only change, against a registry that requires credentials (htpasswd),
@@ -64,8 +115,8 @@ func TestKanikoDropIn(t *testing.T) {
 
 	pipeline, err := os.ReadFile(filepath.Join(r.root, kanikoPipeline))
 	require.NoError(t, err)
-	yml := string(pipeline) + withoutCredentials
-	require.Equal(t, 2, strings.Count(yml, "name: "+spec.Image()+"\n"), "the pipeline names hoist's image as %s", spec.Image())
+	yml := string(pipeline) + withoutCredentials + privateCA
+	require.Equal(t, 4, strings.Count(yml, "name: "+spec.Image()+"\n"), "the pipeline names hoist's image as %s", spec.Image())
 	yml = strings.ReplaceAll(yml, "name: "+spec.Image()+"\n", "name: "+tag+"\n")
 
 	ws := t.TempDir()
@@ -88,9 +139,13 @@ func TestKanikoDropIn(t *testing.T) {
 	baseLayer, err := baseLayers[0].Digest()
 	require.NoError(t, err)
 
+	tlsHost, ca := tlsFront(t, reg.Host)
+
 	ctx, cancel := context.WithTimeout(t.Context(), pipelineTimeout)
 	defer cancel()
 	args := []string{
+		"--variable", "TLS_HOST=" + tlsHost,
+		"--variable", "REGISTRY_CA=" + ca,
 		"--variable", "HARBOR_HOST=" + reg.Host,
 		"--variable", "HARBOR_USERNAME=" + harborUser,
 		"--variable", "HARBOR_PASSWORD=" + harborCanary,
@@ -143,8 +198,36 @@ func TestKanikoDropIn(t *testing.T) {
 	_, err = remote.Head(denied, remote.WithContext(t.Context()), auth)
 	require.Error(t, err, "the job without credentials pushed")
 
+	// Behind TLS with a private CA: trusted once appended to
+	// /kaniko/ssl/certs, refused (an x509 error) without.
+	tlsRef, err := name.ParseReference(tlsHost+"/shop/web:tls", name.Insecure)
+	require.NoError(t, err)
+	tlsImg, err := remote.Image(tlsRef, remote.WithContext(t.Context()), auth, remote.WithTransport(tlsTransport(t, ca)))
+	require.NoError(t, err, "the private-ca job pushed nothing:\n%s", tail(out, logTailLines))
+	tlsLayers, err := tlsImg.Layers()
+	require.NoError(t, err)
+	require.Len(t, tlsLayers, 3)
+	tlsFirst, err := tlsLayers[0].Digest()
+	require.NoError(t, err)
+	require.Equal(t, baseLayer, tlsFirst, "the private-ca job's image is not built on the base it pulled over TLS")
+	require.Regexp(t, `private-ca-untrusted.*(x509|certificate)`, out)
+	untrusted, err := name.ParseReference(tlsHost+"/shop/web:untrusted", name.Insecure)
+	require.NoError(t, err)
+	_, err = remote.Head(untrusted, remote.WithContext(t.Context()), auth, remote.WithTransport(tlsTransport(t, ca)))
+	require.Error(t, err, "the job without the CA pushed")
+
 	require.NotContains(t, out, harborCanary, "the robot's password was printed")
 	requireNoCanaryIn(t, filepath.Join(ws, ".gitlab-ci-local"), harborCanary)
+}
+
+// tlsTransport trusts the PEM CA.
+func tlsTransport(t *testing.T, ca string) http.RoundTripper {
+	t.Helper()
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM([]byte(ca)))
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+	return tr
 }
 
 func redactHarbor(args []string) []string {

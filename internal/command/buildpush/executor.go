@@ -39,14 +39,9 @@ func ExecutorMain() int {
 	for _, n := range t.Notes {
 		fmt.Fprintln(os.Stderr, "executor: note: "+n)
 	}
-	if len(t.CertificateDirs) > 0 {
-		dirs := t.CertificateDirs
-		if d := os.Getenv("SSL_CERT_DIR"); d != "" {
-			dirs = append([]string{d}, dirs...)
-		} else {
-			dirs = append([]string{"/etc/ssl/certs"}, dirs...)
-		}
-		_ = os.Setenv("SSL_CERT_DIR", strings.Join(dirs, ":"))
+	_, err = os.Stat(kanikoCertDir)
+	if dirs := certDirs(os.Getenv("SSL_CERT_DIR"), err == nil, t.CertificateDirs); dirs != "" {
+		_ = os.Setenv("SSL_CERT_DIR", dirs)
 	}
 	env := ci.OSEnv()
 	env.Args = t.Args
@@ -62,6 +57,35 @@ func ExecutorMain() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return ci.Main(ctx, spec.BuildPush(), env, runWritingTagDigests(t.ImageNameTagWithDigestFile))
+}
+
+// kanikoCertDir is where kaniko's image keeps its CA certificates (its
+// SSL_CERT_DIR). GitLab's documentation has a job trust a private CA by
+// appending it there: >> /kaniko/ssl/certs/additional-ca-cert-bundle.crt
+// (or to its ca-certificates.crt, in hoist's image a link to the system
+// bundle).
+const kanikoCertDir = "/kaniko/ssl/certs"
+
+// systemCertDir is the image's certificate directory, which Go reads when
+// SSL_CERT_DIR is unset.
+const systemCertDir = "/etc/ssl/certs"
+
+// certDirs is SSL_CERT_DIR for the executor: the directories the process
+// has (SSL_CERT_DIR, else the system's and, where it exists, kaniko's),
+// then the directories of --registry-certificate files; "" to leave it
+// as it is.
+func certDirs(current string, kanikoDir bool, extra []string) string {
+	if current == "" && !kanikoDir && len(extra) == 0 {
+		return ""
+	}
+	dirs := []string{current}
+	if current == "" {
+		dirs = []string{systemCertDir}
+		if kanikoDir {
+			dirs = append(dirs, kanikoCertDir)
+		}
+	}
+	return strings.Join(append(dirs, extra...), ":")
 }
 
 // runWritingTagDigests is Run that also writes kaniko's

@@ -37,6 +37,10 @@ const (
 	multiCall      = "hoist"
 	kanikoDir      = "/kaniko"
 	kanikoExecutor = kanikoDir + "/executor"
+	// kanikoCABundle is kaniko's CA bundle, a link to the image's: a job
+	// appending a private CA to it (GitLab's documented kaniko job) adds it
+	// to the system's; /kaniko/ssl/certs is in the executor's SSL_CERT_DIR.
+	kanikoCABundle = kanikoDir + "/ssl/certs/ca-certificates.crt"
 )
 
 // labels are the image's OCI labels.
@@ -138,7 +142,9 @@ func rootfsLayer(opts options) (v1.Layer, error) {
 // tools it runs: each of them (every spec tool) is a link to it, and so is
 // kaniko's /kaniko/executor, beside an empty /kaniko/.docker for
 // credentials as kaniko's image has; other executables (publish-helm) are
-// installed as they are.
+// installed as they are. /kaniko also has ssl/certs (kaniko's
+// SSL_CERT_DIR, its ca-certificates.crt a link to the image's bundle), and
+// /busybox is a link to /bin, as kaniko's debug image has its shell there.
 func toolsLayer(dir string, epoch time.Time) (v1.Layer, []string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -186,9 +192,14 @@ func toolsLayer(dir string, epoch time.Time) (v1.Layer, []string, error) {
 			l.symlink(strings.TrimPrefix(toolDir, "/")+"/"+t.Name, multiCall)
 			names = append(names, t.Name+"->"+multiCall)
 		}
-		l.dir(strings.TrimPrefix(kanikoDir, "/"), 0o755)
-		l.dir(strings.TrimPrefix(kanikoDir, "/")+"/.docker", 0o755)
+		k := strings.TrimPrefix(kanikoDir, "/")
+		for _, d := range []string{k, k + "/.docker", k + "/ssl", k + "/ssl/certs"} {
+			l.dir(d, 0o755)
+		}
 		l.symlink(strings.TrimPrefix(kanikoExecutor, "/"), toolDir+"/"+multiCall)
+		l.symlink(strings.TrimPrefix(kanikoCABundle, "/"), caBundlePath)
+		// kaniko's debug image has its shell in /busybox.
+		l.symlink("busybox", "bin")
 		names = append(names, kanikoExecutor+"->"+multiCall)
 	}
 	layer, err := l.layer()

@@ -89,12 +89,15 @@ func TestBuild(t *testing.T) {
 		staticBinary(t, multi, name)
 	}
 	multiFiles := map[string]string{
-		"usr/local/bin/hoist":        "0 -rwxr-xr-x",
-		"usr/local/bin/publish-helm": "0 -rwxr-xr-x",
-		"usr/local/bin/retag":        "-> hoist",
-		"kaniko/":                    "5 -rwxr-xr-x",
-		"kaniko/.docker/":            "5 -rwxr-xr-x",
-		"kaniko/executor":            "-> /usr/local/bin/hoist",
+		"usr/local/bin/hoist":                  "0 -rwxr-xr-x",
+		"usr/local/bin/publish-helm":           "0 -rwxr-xr-x",
+		"usr/local/bin/retag":                  "-> hoist",
+		"kaniko/":                              "5 -rwxr-xr-x",
+		"kaniko/.docker/":                      "5 -rwxr-xr-x",
+		"kaniko/executor":                      "-> /usr/local/bin/hoist",
+		"kaniko/ssl/certs/":                    "5 -rwxr-xr-x",
+		"kaniko/ssl/certs/ca-certificates.crt": "-> /etc/ssl/certs/ca-certificates.crt",
+		"busybox":                              "-> bin",
 	}
 	for _, tool := range spec.Tools() {
 		multiFiles["usr/local/bin/"+tool.Name] = "-> hoist"
@@ -266,7 +269,9 @@ func TestDockerfileAgrees(t *testing.T) {
 	}
 	require.Contains(t, df, "for tool in "+strings.Join(names, " ")+"; do")
 	require.Contains(t, df, `ln -s `+multiCall+` "/rootfs`+toolDir+`/$tool"`)
-	require.Contains(t, df, "mkdir -p /rootfs"+kanikoDir+"/.docker")
+	require.Contains(t, df, "mkdir -p /rootfs"+kanikoDir+"/.docker /rootfs"+kanikoDir+"/ssl/certs")
 	require.Contains(t, df, "ln -s "+toolDir+"/"+multiCall+" /rootfs"+kanikoExecutor)
+	require.Contains(t, df, "ln -s "+caBundlePath+" /rootfs"+kanikoCABundle)
+	require.Contains(t, df, "ln -s bin /rootfs/busybox")
 	require.Contains(t, df, "./actions/"+multiCall+"\n")
 }
