@@ -4,8 +4,12 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"encoding/pem"
 	"errors"
 	"io"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -214,4 +218,36 @@ func layerContents(t *testing.T, l v1.Layer) map[string]string {
 		require.NoError(t, err)
 		out[strings.TrimPrefix(strings.TrimPrefix(h.Name, "./"), "/")] = string(data)
 	}
+}
+
+// TestExecutorRegistryCertificate: kaniko's --registry-certificate
+// REGISTRY=/path/ca.crt makes the executor trust that CA: a push to the
+// registry behind TLS with a CA of its own works with it, and fails on the
+// certificate without it.
+func TestExecutorRegistryCertificate(t *testing.T) {
+	dir := install(t)
+	reg := testrig.Registry(t, testrig.RegistryOptions{})
+	target := &url.URL{Scheme: "http", Host: reg.Host}
+	front := httptest.NewTLSServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.SetXForwarded()
+		r.Out.Host = r.In.Host
+	}})
+	t.Cleanup(front.Close)
+	host := strings.TrimPrefix(front.URL, "https://")
+	caDir := t.TempDir()
+	caFile := filepath.Join(caDir, "ca.crt")
+	require.NoError(t, os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: front.Certificate().Raw}), 0o644))
+	ctx := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte("FROM scratch\nCOPY a /a\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(ctx, "a"), []byte("a\n"), 0o644))
+
+	code, stdout, stderr := call(t, dir, ctx, "executor", "--context", ctx, "--destination", host+"/shop/tls:1")
+	require.NotEqual(t, 0, code, "pushed without trusting the CA:\n%s", stdout)
+	require.Contains(t, stderr, "certificate")
+
+	code, stdout, stderr = call(t, dir, ctx, "executor", "--context", ctx, "--destination", host+"/shop/tls:1", "--registry-certificate", host+"="+caFile)
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout, stderr)
+	require.Contains(t, stderr, "executor: note: --registry-certificate "+host+": every certificate in "+caDir+" is trusted as a CA")
+	require.Contains(t, stdout, "digest=sha256:")
 }
