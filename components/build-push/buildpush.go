@@ -75,9 +75,11 @@ type Options struct {
 	// DigestFile and ImageNameWithDigestFile are written after the push.
 	DigestFile              string
 	ImageNameWithDigestFile string
-	Git                     gitmeta.Context
-	Registry                *registry.Client
-	Log                     *slog.Logger
+	// RefFile gets Result.Ref and a newline (bump's images-from).
+	RefFile  string
+	Git      gitmeta.Context
+	Registry *registry.Client
+	Log      *slog.Logger
 	// RegistryMirrors are tried, in order, before Docker Hub for Docker
 	// Hub images (host or host/path).
 	RegistryMirrors []string
@@ -128,6 +130,12 @@ type Result struct {
 	// Image is repo@digest in the first destination.
 	Image string
 	Tags  []string
+	// Version is the version tag the build names (gitmeta.Version: 1.4.2,
+	// mr-7, the short SHA); with explicit Tags, the first one's tag.
+	Version string
+	// Ref is <first destination's repository>:<Version>@<Digest>: what a
+	// GitOps bump pins.
+	Ref string
 	// Layers built, layers taken from the cache, bytes of base images read.
 	LayersBuilt, CacheHits int
 	BaseReads              int64
@@ -142,6 +150,8 @@ func (r Result) Outputs() map[string]string {
 		"image":    r.Image,
 		"tags":     strings.Join(r.Tags, ","),
 		"metadata": string(md),
+		"version":  r.Version,
+		"ref":      r.Ref,
 	}
 }
 
@@ -193,8 +203,10 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 	for _, t := range bd.tags {
 		res.Tags = append(res.Tags, t.String())
 	}
+	res.Version = version(bd.o, bd.tags)
 	if len(bd.tags) > 0 {
 		res.Image = bd.tags[0].Context().Name() + "@" + res.Digest
+		res.Ref = bd.tags[0].Context().Name() + ":" + res.Version + "@" + res.Digest
 	}
 	res.Metadata = map[string]any{
 		"containerimage.digest": res.Digest,
@@ -212,6 +224,9 @@ func Run(ctx context.Context, o Options) (res Result, err error) {
 func (r Result) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### build-push\n\n| | |\n|---|---|\n| digest | `%s` |\n", r.Digest)
+	if r.Ref != "" {
+		fmt.Fprintf(&b, "| ref | `%s` |\n", r.Ref)
+	}
 	for _, t := range r.Tags {
 		fmt.Fprintf(&b, "| tag | `%s` |\n", t)
 	}

@@ -85,3 +85,22 @@ func titleOf(tags []name.Reference) string {
 	repo := tags[0].Context().RepositoryStr()
 	return repo[strings.LastIndex(repo, "/")+1:]
 }
+
+// version is the version tag a build names: with explicit tags the first
+// one's; else gitmeta.Version, when the first destination's repository
+// holds that tag (it always does with tags from Git), else its first tag.
+func version(o Options, tags []name.Reference) string {
+	if len(tags) == 0 {
+		return gitmeta.Version(o.Git, o.RequestPrefix)
+	}
+	first := tags[0]
+	if len(o.Tags) == 0 {
+		v := gitmeta.Version(o.Git, o.RequestPrefix)
+		for _, t := range tags {
+			if t.Context().Name() == first.Context().Name() && t.Identifier() == v {
+				return v
+			}
+		}
+	}
+	return first.Identifier()
+}

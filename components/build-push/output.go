@@ -106,8 +106,19 @@ func (b *build) write(ctx context.Context, art artifact) error {
 	return nil
 }
 
-// push writes one destination, logging progress (bytes, rate).
+// push writes one destination, logging progress (bytes, rate). In a
+// reproducible build (Epoch set) a tag that already holds the artifact's
+// digest is left as it is: a rerun moves no tag and writes no manifest (a
+// registry with immutable tags, Harbor's say, would refuse the write).
+// Without Epoch the digest holds the build's time, so no tag can hold it
+// and the HEAD is not spent.
 func (b *build) push(ctx context.Context, t name.Reference, art artifact) error {
+	if digest, err := art.digest(); err == nil && b.o.Epoch != nil {
+		if d, herr := remote.Head(t, b.links.forTarget(remote.WithContext(ctx))...); herr == nil && d.Digest == digest {
+			b.o.Log.Info("already at "+digest.String()+": not written again", "tag", t.String())
+			return nil
+		}
+	}
 	updates := make(chan v1.Update, 64)
 	done := make(chan struct{})
 	start := time.Now()
@@ -154,6 +165,14 @@ func writeFiles(o Options, res Result, tags []name.Reference) error {
 	if o.DigestFile != "" {
 		if err := os.WriteFile(o.DigestFile, []byte(res.Digest), 0o644); err != nil {
 			return fmt.Errorf("writing digest-file %s: %w", o.DigestFile, err)
+		}
+	}
+	if o.RefFile != "" {
+		if res.Ref == "" {
+			return fmt.Errorf("ref-file %s: this build has no destination, so no reference to write: set tags or image", o.RefFile)
+		}
+		if err := os.WriteFile(o.RefFile, []byte(res.Ref+"\n"), 0o644); err != nil {
+			return fmt.Errorf("writing ref-file %s: %w", o.RefFile, err)
 		}
 	}
 	if o.ImageNameWithDigestFile != "" {

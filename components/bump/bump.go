@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,8 +28,16 @@ const (
 
 // Options are bump's inputs (see internal/spec.Bump for their meaning).
 type Options struct {
-	// Images are `name=newref` entries.
+	// Images are `name=newref` entries or bare references
+	// (repo:tag, repo@digest, repo:tag@digest: repo=itself).
 	Images []string
+	// ImagesFrom are files or globs, relative to Workspace, whose every
+	// non-empty line is one more Images entry (build-push's ref-file).
+	ImagesFrom []string
+	// AllowNoMatch turns what matched nothing — a paths glob or an
+	// ImagesFrom item that selects no file, an image no selected file
+	// references — from an error into a warning.
+	AllowNoMatch bool
 	// Image with Tag and/or Digest is one more entry, the way build-push
 	// outputs are wired: Image is a repository or a full reference.
 	Image, Tag, Digest string
@@ -103,7 +112,19 @@ func (o Options) updates() ([]manifests.Update, []manifests.ValuePath, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	entries := append([]string(nil), o.Images...)
+	var entries []string
+	for _, e := range o.Images {
+		if strings.TrimSpace(e) == "" {
+			continue
+		}
+		e, err := entry(e)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !slices.Contains(entries, e) {
+			entries = append(entries, e)
+		}
+	}
 	if o.Image != "" {
 		r, err := manifests.ParseRef(o.Image)
 		if err != nil {
@@ -157,6 +178,20 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.Mode != ModeCommit && o.Mode != ModeDryRun && o.Mode != ModePullRequest {
 		return Result{}, fmt.Errorf("mode %q: want commit, pull-request or dry-run", o.Mode)
 	}
+	if len(o.ImagesFrom) > 0 {
+		from, unmatched, err := readImagesFrom(o.Workspace, o.ImagesFrom)
+		if err != nil {
+			return Result{}, err
+		}
+		if err := (noMatch{from: unmatched}).check(o.AllowNoMatch, o.Paths, o.Log); err != nil {
+			return Result{}, err
+		}
+		o.Images = append(slices.Clone(o.Images), from...)
+		if len(from) == 0 && len(o.Images) == 0 && o.Image == "" && o.AllowNoMatch {
+			o.Log.Warn("images-from gave no image and nothing else is to be bumped: nothing to do (allow-no-match)")
+			return Result{DryRun: o.Mode == ModeDryRun}, nil
+		}
+	}
 	ups, vps, err := o.updates()
 	if err != nil {
 		return Result{}, err
@@ -172,8 +207,18 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		edits, err := manifests.Plan(ctx, root, o.Paths, mopts)
+		refs := &references{}
+		mo := mopts
+		mo.Referenced = refs.add
+		edits, err := manifests.Plan(ctx, root, o.Paths, mo)
 		if err != nil {
+			return Result{}, err
+		}
+		globs, err := unmatchedGlobs(o.Paths, func(p []string) ([]string, error) { return manifests.Files(root, p) })
+		if err != nil {
+			return Result{}, err
+		}
+		if err := (noMatch{paths: globs, images: unreferenced(ups, refs)}).check(o.AllowNoMatch, o.Paths, o.Log); err != nil {
 			return Result{}, err
 		}
 		res := describe(edits, true)
@@ -220,8 +265,19 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	var planned Result
 	edit := func(ctx context.Context, snap gitops.Snapshot, tip string) (map[string][]byte, string, error) {
-		edits, err := manifests.PlanTree(ctx, manifests.Tree{Files: snap.Files, Links: snap.Links, More: snap.More, Read: snap.Read}, o.Paths, mopts)
+		tree := manifests.Tree{Files: snap.Files, Links: snap.Links, More: snap.More, Read: snap.Read}
+		refs := &references{}
+		mo := mopts
+		mo.Referenced = refs.add
+		edits, err := manifests.PlanTree(ctx, tree, o.Paths, mo)
 		if err != nil {
+			return nil, "", err
+		}
+		globs, err := unmatchedGlobs(o.Paths, tree.Select)
+		if err != nil {
+			return nil, "", err
+		}
+		if err := (noMatch{paths: globs, images: unreferenced(ups, refs)}).check(o.AllowNoMatch, o.Paths, o.Log); err != nil {
 			return nil, "", err
 		}
 		// The diff is shown by a dry run and a pull request only: on a large

@@ -135,7 +135,7 @@ func TestPathsMatchNegation(t *testing.T) {
 		{[]string{"**", "!docs/**", "!**/*.md"}, "README.md", false},
 		{[]string{"**", "!docs/**", "!**/*.md"}, "app/main.go", true},
 		{[]string{"**", "!docs/**", "docs/api.yaml"}, "docs/api.yaml", true}, // the last match wins
-		{[]string{"!docs/**"}, "app/main.go", false},                          // a negation alone selects nothing
+		{[]string{"!docs/**"}, "app/main.go", false},                         // a negation alone selects nothing
 		{[]string{"src/**"}, "src/a/b.py", true},
 	} {
 		require.Equal(t, tc.want, pathsMatch(tc.paths, tc.file), "%v %s", tc.paths, tc.file)

@@ -145,3 +145,20 @@ func TestPromotionCopiesOnlyMissingBlobs(t *testing.T) {
 		require.Equal(t, desc.Digest.String(), d, tag)
 	}
 }
+
+// TestRealRegistrySourceNeverBuilt: distribution's MANIFEST_UNKNOWN (and
+// NAME_UNKNOWN for a repository never pushed) become the plain question.
+func TestRealRegistrySourceNeverBuilt(t *testing.T) {
+	reg := testrig.Registry(t, testrig.RegistryOptions{})
+	repo := reg.Host + "/team/app"
+	testrig.PushRandomImage(t, repo+":abc1234")
+	client, err := registry.New(registry.Options{Insecure: []string{reg.Host}})
+	require.NoError(t, err)
+	for _, source := range []string{repo + ":def5678", reg.Host + "/team/never:def5678"} {
+		res, err := retag.Run(context.Background(), retag.Options{Source: source, Tags: []string{"v1.4.2"}, Registry: client})
+		require.Error(t, err)
+		require.Contains(t, err.Error(), `input "source": `+source+" does not exist — was this commit built?")
+		require.NotContains(t, err.Error(), "MANIFEST_UNKNOWN")
+		require.Empty(t, res.Tags)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 
@@ -54,9 +55,12 @@ type Options struct {
 	// ExpectDigest, when set, must equal the source's digest.
 	ExpectDigest string
 	DryRun       bool
-	Git          gitmeta.Context
-	Registry     *registry.Client
-	Log          *slog.Logger
+	// RefFile gets Result.Ref and a newline after a successful run (not in
+	// a dry run): bump's images-from reads it.
+	RefFile  string
+	Git      gitmeta.Context
+	Registry *registry.Client
+	Log      *slog.Logger
 }
 
 // Result is what retag wrote (or, in a dry run, would write).
@@ -71,14 +75,22 @@ type Result struct {
 	Tags    []string
 	Written []string
 	DryRun  bool
+	// Version is the version tag written in the first target repository:
+	// 1.4.2 for the git tag v1.4.2, else the git tag; with Tags, the first.
+	Version string
+	// Ref is <first target repository>:<Version>@<Digest>: what a GitOps
+	// bump pins.
+	Ref string
 }
 
 // Outputs returns the result as the tool's declared outputs.
 func (r Result) Outputs() map[string]string {
 	return map[string]string{
-		"digest": r.Digest,
-		"image":  r.Image,
-		"tags":   strings.Join(r.Tags, ","),
+		"digest":  r.Digest,
+		"image":   r.Image,
+		"tags":    strings.Join(r.Tags, ","),
+		"version": r.Version,
+		"ref":     r.Ref,
 	}
 }
 
@@ -98,9 +110,11 @@ func (r Result) Markdown() string {
 
 // plan is what Run resolved from the options before touching a registry.
 type plan struct {
-	source  name.Reference
-	tags    []string
-	targets []name.Repository
+	source name.Reference
+	// sourceDefaulted: the source was not given but derived from the image.
+	sourceDefaulted bool
+	tags            []string
+	targets         []name.Repository
 }
 
 // Run resolves the source once and writes every tag to every target.
@@ -132,6 +146,9 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	reads := append(opts.Registry.RemoteOptions(ctx, hosts...), remote.Reuse(puller))
 	src, err := remote.Get(p.source, reads...)
 	if err != nil {
+		if registry.IsNotFound(err) {
+			return Result{}, notBuilt(p, err)
+		}
 		return Result{}, opts.Registry.Explain(err, p.source.Context(), registry.Read)
 	}
 	digest := src.Digest.String()
@@ -150,6 +167,8 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		writes[target] = tags
 	}
 
+	res.Version = version(opts, writes[p.targets[0]])
+	res.Ref = p.targets[0].Tag(res.Version).String() + "@" + digest
 	if opts.DryRun {
 		for _, target := range p.targets {
 			for _, tag := range writes[target] {
@@ -179,7 +198,44 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		}
 	}
 	res.Tags = res.Written
+	if opts.RefFile != "" {
+		if err := os.WriteFile(opts.RefFile, []byte(res.Ref+"\n"), 0o644); err != nil {
+			return res, fmt.Errorf("writing ref-file %s (every tag was written): %w", opts.RefFile, err)
+		}
+	}
 	return res, nil
+}
+
+// version is the version tag of a retag: with explicit tags the first;
+// on a tag pipeline gitmeta.Version (1.4.2 for v1.4.2) when it is among
+// the tags written, else the first tag written.
+func version(opts Options, written []string) string {
+	if len(opts.Tags) == 0 {
+		if v := gitmeta.Version(opts.Git, ""); slices.Contains(written, v) {
+			return v
+		}
+	}
+	return written[0]
+}
+
+// notBuiltError is a source that is not in the registry: most often the
+// commit's pipeline never built (or pushed) it.
+type notBuiltError struct {
+	msg string
+	err error
+}
+
+func (e *notBuiltError) Error() string { return e.msg }
+func (e *notBuiltError) Unwrap() error { return e.err }
+
+func notBuilt(p plan, err error) error {
+	input := `input "source"`
+	if p.sourceDefaulted {
+		input = `input "source" (not set: the image at this commit's short SHA)`
+	}
+	return &notBuiltError{err: err, msg: fmt.Sprintf("%s: %s does not exist — was this commit built? "+
+		"Retag copies an image that is already in the registry: let the build job of this commit's pipeline push it first, "+
+		"or set source to an image that exists (repo:tag or repo@digest)", input, p.source)}
 }
 
 // resolve turns the options into a plan, validating every name first.
@@ -234,7 +290,7 @@ func resolve(opts Options, log *slog.Logger) (plan, error) {
 	default:
 		targets = append(targets, src.Context())
 	}
-	return plan{source: src, tags: tags, targets: targets}, nil
+	return plan{source: src, sourceDefaulted: opts.Source == "", tags: tags, targets: targets}, nil
 }
 
 // parseRepository accepts a repository only: a tag or digest there would be

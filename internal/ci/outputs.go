@@ -10,6 +10,8 @@ import (
 	"unicode"
 
 	"github.com/sethvargo/go-githubactions"
+
+	"github.com/hoist-ci/hoist/internal/spec"
 )
 
 // GitLab's dotenv report limits (doc/ci/yaml/artifacts_reports.md and the
@@ -150,9 +152,10 @@ func (j *Job) DotenvPath() string {
 func (j *Job) writeDotenv(outputs [][2]string) error {
 	var b strings.Builder
 	count := 0
+	prefix := j.OutputPrefix()
 	for _, o := range outputs {
 		name, value := o[0], strings.TrimSpace(singleLine(o[1]))
-		key := j.Tool.DotenvName(name)
+		key := prefix + "_" + spec.UpperSnake(name)
 		if why := dotenvProblem(value); why != "" {
 			j.Log.Warn("output left out of the dotenv report: "+why, "output", name, "variable", key)
 			continue
@@ -174,6 +177,43 @@ func (j *Job) writeDotenv(outputs [][2]string) error {
 		return fmt.Errorf("writing the dotenv report %s: %w", path, err)
 	}
 	return nil
+}
+
+// OutputPrefix is the prefix of the job's GitLab dotenv variables: the
+// output-prefix input, else the job's name (CI_JOB_NAME), else the tool's
+// name — upper-cased, every run of characters other than ASCII letters and
+// digits turned into one '_', none at either end (job "build-push" →
+// BUILD_PUSH, so BUILD_PUSH_DIGEST).
+func (j *Job) OutputPrefix() string {
+	var given string
+	if _, ok := j.Tool.Input(spec.OutputPrefixInput); ok {
+		given = j.String(spec.OutputPrefixInput)
+	}
+	for _, s := range []string{given, j.env.Getenv("CI_JOB_NAME"), j.Tool.Name} {
+		if p := dotenvPrefix(s); p != "" {
+			return p
+		}
+	}
+	return "HOIST"
+}
+
+// dotenvPrefix upper-cases s and turns every run of characters other than
+// ASCII letters and digits into one '_', trimmed at both ends.
+func dotenvPrefix(s string) string {
+	var b strings.Builder
+	gap := false
+	for _, r := range strings.ToUpper(s) {
+		if (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') {
+			if gap && b.Len() > 0 {
+				b.WriteByte('_')
+			}
+			gap = false
+			b.WriteRune(r)
+			continue
+		}
+		gap = true
+	}
+	return b.String()
 }
 
 // dotenvProblem says why GitLab could not carry a value, or "".

@@ -161,3 +161,42 @@ func TestOutputsWrittenOnFailure(t *testing.T) {
 	require.Contains(t, string(got), "tags<<ghadelimiter_")
 	require.Contains(t, h.stdout.String(), "::error::writing tag r:2: denied\n")
 }
+
+func TestDotenvPrefix(t *testing.T) {
+	withPrefix := testTool()
+	withPrefix.Inputs = append(withPrefix.Inputs, spec.OutputInputs()...)
+	for _, tc := range []struct {
+		name string
+		tool spec.Tool
+		env  []string
+		want string
+	}{
+		{"the default job name keeps today's names", withPrefix, []string{"CI_JOB_NAME", "demo-tool"}, "DEMO_TOOL_DIGEST=sha256:abc\n"},
+		{"no job name: the tool's", withPrefix, nil, "DEMO_TOOL_DIGEST=sha256:abc\n"},
+		{"a second job of the same tool", withPrefix, []string{"CI_JOB_NAME", "build-push:api"}, "BUILD_PUSH_API_DIGEST=sha256:abc\n"},
+		{"runs of other characters become one underscore", withPrefix, []string{"CI_JOB_NAME", "build: [linux/amd64, web] "}, "BUILD_LINUX_AMD64_WEB_DIGEST=sha256:abc\n"},
+		{"a job name of nothing usable", withPrefix, []string{"CI_JOB_NAME", "🚀 --"}, "DEMO_TOOL_DIGEST=sha256:abc\n"},
+		{"the input wins over the job name", withPrefix, []string{"CI_JOB_NAME", "build", "INPUT_OUTPUT_PREFIX", "api"}, "API_DIGEST=sha256:abc\n"},
+		{"the input is normalised like a job name", withPrefix, []string{"INPUT_OUTPUT_PREFIX", "web-app."}, "WEB_APP_DIGEST=sha256:abc\n"},
+		{"a tool without the input uses the job name", testTool(), []string{"CI_JOB_NAME", "retag-web"}, "RETAG_WEB_DIGEST=sha256:abc\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "out.env")
+			h := newHarness(t, glEnv(append([]string{"CI_PROJECT_DIR", dir, "HOIST_DOTENV", path}, tc.env...)...))
+			j := mustStart(t, tc.tool, h)
+			require.NoError(t, j.writeOutputs(map[string]string{"digest": "sha256:abc"}))
+			got, err := os.ReadFile(path)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, string(got))
+		})
+	}
+}
+
+func TestEveryToolTakesAnOutputPrefix(t *testing.T) {
+	for _, tool := range spec.Tools() {
+		in, ok := tool.Input(spec.OutputPrefixInput)
+		require.True(t, ok, "%s has no %s input", tool.Name, spec.OutputPrefixInput)
+		require.Empty(t, in.Default, "%s: the default is computed from the job name", tool.Name)
+	}
+}

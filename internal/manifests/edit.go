@@ -19,6 +19,11 @@ type Options struct {
 	Updates []Update
 	// ValuePaths are explicit Helm value paths (global.image.tag).
 	ValuePaths []ValuePath
+	// Referenced, when set, is called with an update's Name each time a
+	// value of that image is found, whether or not it changes (an image
+	// already at its new reference is referenced). Files are planned in
+	// parallel: it must be safe for concurrent use.
+	Referenced func(name string)
 }
 
 // Change is one scalar edited (or a key added or removed).
@@ -290,6 +295,7 @@ func (p *planner) set(n *yaml.Node, value string, u Update, field string, viaMar
 	if n == nil || n.Kind != yaml.ScalarNode {
 		return
 	}
+	p.referenced(u)
 	if p.marked[n] && !viaMarker {
 		return
 	}
@@ -308,6 +314,7 @@ func (p *planner) set(n *yaml.Node, value string, u Update, field string, viaMar
 }
 
 func (p *planner) insert(m *yaml.Node, key, value string, u Update, field string) {
+	p.referenced(u)
 	if value == "" {
 		return
 	}
@@ -319,8 +326,16 @@ func (p *planner) insert(m *yaml.Node, key, value string, u Update, field string
 }
 
 func (p *planner) remove(m *yaml.Node, key string, u Update, field string) {
+	p.referenced(u)
 	_, v := get(m, key)
 	p.ops = append(p.ops, &op{kind: opDelete, node: m, key: key, change: Change{File: p.file, Line: v.Line, Image: u.Name, Field: field, Old: v.Value}})
+}
+
+// referenced reports that a value of u's image was found.
+func (p *planner) referenced(u Update) {
+	if p.opts.Referenced != nil {
+		p.opts.Referenced(u.Name)
+	}
 }
 
 // get returns a mapping's key and value nodes.

@@ -29,27 +29,8 @@ import (
 // fast keeps retry delays short in tests.
 var fast = registry.Retry{Attempts: 5, Initial: time.Millisecond, Max: 5 * time.Millisecond}
 
-// logBuffer is a concurrency-safe log sink.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func newLogger() (*slog.Logger, *logBuffer) {
-	buf := &logBuffer{}
-	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug})), buf
+func newLogger() (*slog.Logger, *testrig.Logs) {
+	return testrig.NewLogger(slog.LevelDebug)
 }
 
 func newClient(t *testing.T, opts registry.Options) *registry.Client {

@@ -27,7 +27,7 @@ func BuildPush() Tool {
 			{Name: "oci-layout-path", Type: String, Description: "Also write the image into an OCI image layout directory here."},
 			{Name: "compression", Type: String, Default: "gzip", Options: []string{"gzip", "zstd"}, Description: "Layer compression: parallel gzip, or zstd (needs `media-types: oci`)."},
 			{Name: "media-types", Type: String, Default: "oci", Options: []string{"oci", "docker"}, Description: "Manifest and layer media types."},
-			{Name: "reproducible", Type: Boolean, Description: "Clamp every timestamp to `SOURCE_DATE_EPOCH` (0 when unset) and write no host times, so the same input gives the same digest. Default: true when `SOURCE_DATE_EPOCH` is set."},
+			{Name: "reproducible", Type: Boolean, Description: "Clamp every timestamp to `SOURCE_DATE_EPOCH` (0 when unset) and write no host times, so the same input gives the same digest. Default: true when `SOURCE_DATE_EPOCH` is set — and in CI (GitHub, GitLab, Azure Pipelines), where an unset `SOURCE_DATE_EPOCH` defaults to the commit time, so a rerun gives the same digest and moves no tag."},
 			{Name: "cache", Type: Boolean, Default: "false", Description: "Cache layers in a registry repository (`cache-repo`): unchanged steps are reused without building, and pushing them moves no bytes (cross-repository mount)."},
 			{Name: "cache-repo", Type: String, Description: "Repository of the layer cache. Default: `<image>/cache` (the first tag's repository + `/cache`)."},
 			{Name: "cache-ttl", Type: String, Default: "336h", Description: "Cache entries older than this are rebuilt (a Go duration: `24h`, `336h`)."},
@@ -39,6 +39,7 @@ func BuildPush() Tool {
 			{Name: "secrets", Type: Lines, Secret: true, Description: "Secrets for `RUN --mount=type=secret,id=ID`, one per line: `ID=value`, `ID=env:VARIABLE` or `ID=file:PATH`. They never reach a layer, the cache key, the log or an error."},
 			{Name: "digest-file", Type: String, Description: "Write the image digest (`sha256:...`) to this file."},
 			{Name: "image-name-with-digest-file", Type: String, Description: "Write `repo@sha256:...` for every pushed repository to this file, one per line."},
+			{Name: "ref-file", Type: String, Description: "Write the `ref` output (`repo:version@sha256:...`) and a newline to this file: bump's `images-from` reads it."},
 			{Name: "insecure", Type: Boolean, Default: "false", Description: "kaniko's `--insecure`: the destinations' registries may use plain HTTP (adds them to `insecure-registries`)."},
 			{Name: "insecure-pull", Type: Boolean, Default: "false", Description: "kaniko's `--insecure-pull`: the base images' registries may use plain HTTP."},
 			{Name: "skip-tls-verify", Type: Boolean, Default: "false", Description: "kaniko's `--skip-tls-verify`: do not verify the destinations' certificates (same effect as `insecure`)."},
@@ -52,12 +53,14 @@ func BuildPush() Tool {
 			{Name: "cache-copy-layers", Type: Boolean, Default: "false", Description: "Accepted for kaniko compatibility; no effect: with `cache`, COPY layers are always cached (their key is known before any work)."},
 			{Name: "cleanup", Type: Boolean, Default: "false", Description: "Accepted for kaniko compatibility; no effect: build-push never changes its own filesystem."},
 			{Name: "verbosity", Type: String, Description: "Accepted for kaniko compatibility; `debug` or `trace` turn on debug logs."},
-		}, RegistryInputs()...),
+		}, append(RegistryInputs(), OutputInputs()...)...),
 		Outputs: []Output{
 			{Name: "digest", Description: "Digest of the image manifest (`sha256:...`)."},
 			{Name: "image", Description: "The image by digest (`repo@sha256:...`) in the first destination."},
 			{Name: "tags", Description: "Full references pushed, comma-separated."},
 			{Name: "metadata", Description: "Build result as JSON (digest, image names, layers built and taken from the cache)."},
+			{Name: "version", Description: "The version tag this build names: `1.4.2` for the git tag `v1.4.2` (semver without the `v`), `mr-N`/`pr-N` on a merge/pull request, the short SHA on a branch; with `tags`, the first one's tag."},
+			{Name: "ref", Description: "`<repository of the first destination>:<version>@sha256:...`: the reference a GitOps bump pins (bump's `image` or `images-from`)."},
 		},
 	}
 }

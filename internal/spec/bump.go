@@ -9,12 +9,14 @@ func Bump() Tool {
 		Stage:       "deploy",
 		Icon:        "git-commit",
 		Color:       "green",
-		Inputs: []Input{
-			{Name: "images", Type: List, Description: "Entries `name=newref`: every reference to the repository `name` (with or without registry host) gets `newref`, which is a tag, `@digest`, `tag@digest`, `repo:tag`, `repo@digest` or `repo:tag@digest`."},
+		Inputs: append([]Input{
+			{Name: "images", Type: List, Description: "Entries `name=newref`: every reference to the repository `name` (with or without registry host) gets `newref`, which is a tag, `@digest`, `tag@digest`, `repo:tag`, `repo@digest` or `repo:tag@digest`. A bare reference `repo:tag`, `repo@digest` or `repo:tag@digest` (build-push's and retag's `ref` output) is `repo=` itself."},
+			{Name: "images-from", Type: List, Description: "Files or globs, relative to the workspace, read for more `images` entries: every non-empty line of every file is one (build-push's and retag's `ref-file`). A glob that matches no file fails the run unless `allow-no-match`."},
 			{Name: "image", Type: String, Description: "One more image to bump, as build-push outputs it: a repository, or a reference whose tag or digest is used unless `tag`/`digest` are given."},
 			{Name: "tag", Type: String, Description: "Tag for `image`."},
 			{Name: "digest", Type: String, Description: "Digest for `image` (`sha256:...`)."},
 			{Name: "paths", Type: List, Description: "Files, directories or globs (`deploy/**/*.yaml`) to edit, relative to the repository. Default: the whole repository. Paths and symlinks leading outside it are refused."},
+			{Name: "allow-no-match", Type: Boolean, Default: "false", Description: "Let bump pass, with a warning, when a `paths` entry or an `images-from` glob matches no file, or when no selected file references an image it was asked to bump (an image already at its new reference is referenced: a rerun passes). Default: each of these fails the run, so a typo never leaves a deploy silently undone."},
 			{Name: "value-paths", Type: List, Description: "Explicit Helm value paths, `[image=]global.image.tag[:part]`; part is `ref`, `name`, `tag` or `digest`, by default taken from the last key. `image` names the images entry (needed when there are several)."},
 			{Name: "pin", Type: String, Default: "auto", Options: []string{"auto", "tag", "digest", "tag-and-digest"}, Description: "What is written: `auto` what the new reference has; `tag`, `digest` or both (the new reference must have them)."},
 			{Name: "mode", Type: String, Default: "commit", Options: []string{"commit", "pull-request", "dry-run"}, Description: "`commit` pushes a commit to `branch`; `pull-request` pushes it to `hoist/bump/<image>` and opens or updates a GitHub pull request or GitLab merge request into `branch` (a branch whose request was merged or closed is not reused); `dry-run` prints a unified diff and writes nothing."},
@@ -32,7 +34,7 @@ func Bump() Tool {
 			{Name: "forge", Type: String, Default: "auto", Options: []string{"auto", "github", "gitlab"}, Description: "API the pull-request mode talks to; `auto`: GitHub for a github host, else GitLab."},
 			{Name: "api-url", Type: String, GitLabDefault: "$CI_API_V4_URL", Description: "API root for pull-request mode. Default: `GITHUB_API_URL` on GitHub, `CI_API_V4_URL` on GitLab, else derived from `repository`."},
 			{Name: "max-attempts", Type: Number, Default: "5", Description: "Attempts to land when the branch moves under the push: each one starts again from the new tip after a jittered backoff. Never forced."},
-		},
+		}, OutputInputs()...),
 		Outputs: []Output{
 			{Name: "changed", Description: "`true` when a file was (or, in a dry run, would be) changed."},
 			{Name: "files", Description: "Files changed, comma-separated, relative to the repository."},

@@ -13,3 +13,15 @@ func RegistryInputs() []Input {
 		{Name: "short-sha-length", Type: Number, GitLabDefault: "8", Description: "Length of the short commit SHA. Default: 8 on GitLab (`CI_COMMIT_SHORT_SHA`), 7 elsewhere."},
 	}
 }
+
+// OutputPrefixInput names the input every tool has that prefixes its GitLab
+// dotenv output variables.
+const OutputPrefixInput = "output-prefix"
+
+// OutputInputs are the inputs every tool has, whatever it does: how its
+// outputs are named.
+func OutputInputs() []Input {
+	return []Input{
+		{Name: OutputPrefixInput, Type: String, Description: "Prefix of the GitLab dotenv output variables, `<PREFIX>_<OUTPUT>`, so that several jobs of one tool feed a later job without overwriting each other. Default: the job's name (`CI_JOB_NAME`) upper-cased, every run of characters other than letters and digits turned into `_` (job `build-push` → `BUILD_PUSH_DIGEST`, job `build-push:api` → `BUILD_PUSH_API_DIGEST`); without a job name, the tool's. GitLab only: other platforms name outputs per step."},
+	}
+}

@@ -9,7 +9,7 @@ func Gate() Tool {
 		Stage:       "test",
 		Icon:        "check-circle",
 		Color:       "green",
-		Inputs: []Input{
+		Inputs: append([]Input{
 			{Name: "run", Type: Lines, Description: "Commands to run with `sh -c` in the workspace, in order. `name: command` names one, for `score-run` and the log. Each runs in its own log group; exit codes are recorded."},
 			{Name: "continue-on-failure", Type: Boolean, Default: "false", Description: "Keep going after a command fails: later commands run and the thresholds alone decide. Without it a failing command fails the gate and the commands after it do not run; the reports are still read and published."},
 			{Name: "junit", Type: List, Description: "JUnit XML reports to read (globs relative to the workspace, `**` allowed): pytest, gotestsum/go-junit-report, jest-junit, Maven Surefire and others. A glob that matches nothing fails the gate."},
@@ -29,7 +29,7 @@ func Gate() Tool {
 			{Name: "junit-report", Type: String, GitLabDefault: "gate-reports/junit.xml", AzureDefault: "gate-reports/junit.xml", Description: "Write the merged test results here as JUnit XML (relative to the workspace). The GitLab component declares it under `artifacts:reports:junit` (and keeps `gate-reports/` as artifacts); on Azure Pipelines it is published to the run's Tests tab. Unset: not written."},
 			{Name: "codequality-report", Type: String, GitLabDefault: "gate-reports/gl-code-quality-report.json", Description: "Write the lint findings here as a GitLab code quality report (Code Climate JSON with stable fingerprints). The GitLab component declares it under `artifacts:reports:codequality`. Unset: not written."},
 			{Name: "coverage-report", Type: String, GitLabDefault: "gate-reports/coverage.xml", AzureDefault: "gate-reports/coverage.xml", Description: "Write the merged coverage here as Cobertura XML, whatever the input format. The GitLab component declares it under `artifacts:reports:coverage_report`; on Azure Pipelines it is published to the run's Code Coverage tab. Unset: not written."},
-		},
+		}, OutputInputs()...),
 		Outputs: []Output{
 			{Name: "passed", Description: "`true` when the gate passed or was skipped, else `false`."},
 			{Name: "skipped", Description: "`true` when the gate was skipped because nothing under `paths` changed."},

@@ -60,7 +60,7 @@ func MarkdownInputs(t Tool) string {
 // MarkdownOutputs renders the table of a tool's outputs.
 func MarkdownOutputs(t Tool) string {
 	var b strings.Builder
-	b.WriteString("| Output | GitHub | GitLab (dotenv) | Azure Pipelines | Description |\n")
+	b.WriteString("| Output | GitHub | GitLab (dotenv, job `" + t.Name + "`) | Azure Pipelines | Description |\n")
 	b.WriteString("|---|---|---|---|---|\n")
 	for _, out := range t.Outputs {
 		b.WriteString(tableRow([]string{
@@ -70,6 +70,9 @@ func MarkdownOutputs(t Tool) string {
 			codeSpan("$(" + AzureStepName(t) + "." + out.Name + ")"),
 			sentence(out.Description),
 		}))
+	}
+	if _, ok := t.Input(OutputPrefixInput); ok {
+		b.WriteString("\nOn GitLab the dotenv names start with the job's name (`output-prefix`): a job `" + t.Name + ":api` writes `$" + UpperSnake(t.Name) + "_API_" + UpperSnake(t.Outputs[0].Name) + "`.\n")
 	}
 	return b.String()
 }

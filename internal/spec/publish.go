@@ -32,7 +32,7 @@ func Publish() Tool {
 			{Name: "bucket-access-key-id", Type: String, Secret: true, Description: "S3 access key ID. Default: `AWS_ACCESS_KEY_ID` (and the rest of the AWS credential chain)."},
 			{Name: "bucket-secret-access-key", Type: String, Secret: true, Description: "S3 secret access key (with `bucket-access-key-id`). Default: `AWS_SECRET_ACCESS_KEY`."},
 			{Name: "dry-run", Type: Boolean, Default: "false", Description: "Render, validate and package; print the digest and what would be written; write nothing."},
-		}, RegistryInputs()...),
+		}, append(RegistryInputs(), OutputInputs()...)...),
 		Outputs: []Output{
 			{Name: "digest", Description: "Digest of the artifact's manifest in the registry (`sha256:...`): the pushed one, or with `diff` the remote one that already held the content."},
 			{Name: "image", Description: "The artifact by digest (`repo@sha256:...`) in the first tag's repository: an `OCIRepository`'s `spec.url` (with `oci://`) and `spec.ref.digest`."},

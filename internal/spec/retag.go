@@ -18,11 +18,14 @@ func Retag() Tool {
 			{Name: "destination", Type: List, Description: "Repositories to promote into (another registry or repository). Blobs are mounted or copied only when missing; an index is copied byte for byte."},
 			{Name: "expect-digest", Type: String, Description: "Refuse to retag unless the source resolves to this digest (`sha256:...`)."},
 			{Name: "dry-run", Type: Boolean, Default: "false", Description: "Print the source digest and every tag that would be written; write nothing."},
-		}, RegistryInputs()...),
+			{Name: "ref-file", Type: String, Description: "Write the `ref` output (`repo:version@sha256:...`) and a newline to this file: bump's `images-from` reads it."},
+		}, append(RegistryInputs(), OutputInputs()...)...),
 		Outputs: []Output{
 			{Name: "digest", Description: "Digest of the retagged manifest (`sha256:...`)."},
 			{Name: "image", Description: "The image by digest (`repo@sha256:...`), in the first target repository."},
 			{Name: "tags", Description: "Full references written, comma-separated."},
+			{Name: "version", Description: "The version tag written: `1.4.2` for the git tag `v1.4.2` (semver without the `v`), else the git tag; with `tags`, the first one."},
+			{Name: "ref", Description: "`<first target repository>:<version>@sha256:...`: the reference a GitOps bump pins (bump's `image` or `images-from`)."},
 		},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -131,11 +132,14 @@ func TestFilesMatchSchemas(t *testing.T) {
 		schema   *jsonschema.Schema
 		files    []string
 		nonEmpty bool
+		// interpolate: GitLab validates a component after its inputs are
+		// interpolated (an array input fills `parallel: matrix:`).
+		interpolate bool
 	}{
 		{name: "GitHub actions", schema: action, nonEmpty: true, files: append(
 			repoFiles(t, "actions", "action.yml", "action.yaml"),
 			repoFiles(t, ".", "action.yml")...)},
-		{name: "GitLab components", schema: gitlab, nonEmpty: true, files: gitlabTemplates(repoFiles(t, "templates", "*.yml"))},
+		{name: "GitLab components", schema: gitlab, nonEmpty: true, interpolate: true, files: gitlabTemplates(repoFiles(t, "templates", "*.yml"))},
 		{name: "GitLab examples", schema: gitlab, files: repoFiles(t, "examples", ".gitlab-ci.yml", "*.gitlab-ci.yml")},
 		{name: "GitHub workflows", schema: workflow, files: append(
 			repoFiles(t, "examples/github", "*.yml", "*.yaml"),
@@ -149,6 +153,9 @@ func TestFilesMatchSchemas(t *testing.T) {
 			for _, f := range dedupe(tt.files) {
 				data, err := os.ReadFile(f)
 				require.NoError(t, err)
+				if tt.interpolate {
+					data = interpolateDefaults(t, f, data)
+				}
 				validateYAML(t, tt.schema, f, data)
 			}
 		})
@@ -211,4 +218,79 @@ func gitlabTemplates(files []string) []string {
 		}
 	}
 	return out
+}
+
+var inputRef = regexp.MustCompile(`\$\[\[ inputs\.([A-Za-z0-9_-]+) \]\]`)
+
+// interpolateDefaults does what GitLab does to a component included with
+// no inputs: every `$[[ inputs.NAME ]]` takes NAME's default; one that is
+// a whole value takes it with its type (an array stays an array), one
+// inside a string takes its text (an array as JSON).
+func interpolateDefaults(t *testing.T, name string, data []byte) []byte {
+	t.Helper()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var header, body yaml.Node
+	require.NoError(t, dec.Decode(&header), name)
+	if err := dec.Decode(&body); errors.Is(err, io.EOF) {
+		return data
+	} else {
+		require.NoError(t, err, name)
+	}
+	defaults := map[string]*yaml.Node{}
+	if inputs := lookupPath(header.Content[0], "spec", "inputs"); inputs != nil {
+		for i := 0; i+1 < len(inputs.Content); i += 2 {
+			if d := lookupPath(inputs.Content[i+1], "default"); d != nil {
+				defaults[inputs.Content[i].Value] = d
+			}
+		}
+	}
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		for i, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				walk(c)
+				continue
+			}
+			if m := inputRef.FindStringSubmatch(c.Value); m != nil && m[0] == c.Value {
+				d, ok := defaults[m[1]]
+				require.True(t, ok, "%s: input %s has no default", name, m[1])
+				n.Content[i] = d
+				continue
+			}
+			c.Value = inputRef.ReplaceAllStringFunc(c.Value, func(ref string) string {
+				d, ok := defaults[inputRef.FindStringSubmatch(ref)[1]]
+				require.True(t, ok, "%s: %s has no default", name, ref)
+				if d.Kind == yaml.ScalarNode {
+					return d.Value
+				}
+				var v any
+				require.NoError(t, d.Decode(&v))
+				j, err := json.Marshal(v)
+				require.NoError(t, err)
+				return string(j)
+			})
+		}
+	}
+	walk(&body)
+	var out bytes.Buffer
+	enc := yaml.NewEncoder(&out)
+	require.NoError(t, enc.Encode(&header), name)
+	require.NoError(t, enc.Encode(&body), name)
+	return out.Bytes()
+}
+
+func lookupPath(n *yaml.Node, keys ...string) *yaml.Node {
+	for _, k := range keys {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				next = n.Content[i+1]
+			}
+		}
+		n = next
+	}
+	return n
 }

@@ -27,9 +27,9 @@ import (
 
 const (
 	kanikoPipeline = "examples/gitlab/kaniko.gitlab-ci.yml"
-	// harborCanary is the robot account's password: never printed.
-	harborCanary = "e2e-canary-harbor-robot-5c1f9e"
-	harborUser   = "robot_shop"
+	// kanikoRobotCanary is the robot account's password: never printed.
+	kanikoRobotCanary = "e2e-canary-harbor-robot-5c1f9e"
+	kanikoRobotUser   = "robot_shop"
 )
 
 // withoutCredentials is a second job of the pipeline: the same executor
@@ -128,8 +128,8 @@ func TestKanikoDropIn(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(ws, ".gitlab-ci.yml"), []byte(yml), 0o644))
 	sha := r.gitRepo(t, ws, gitlabRemote)
 
-	reg := testrig.Registry(t, testrig.RegistryOptions{Users: map[string]string{harborUser: harborCanary}})
-	auth := remote.WithAuth(&authn.Basic{Username: harborUser, Password: harborCanary})
+	reg := testrig.Registry(t, testrig.RegistryOptions{Users: map[string]string{kanikoRobotUser: kanikoRobotCanary}})
+	auth := remote.WithAuth(&authn.Basic{Username: kanikoRobotUser, Password: kanikoRobotCanary})
 	base := reg.Host + "/library/busybox:1.36"
 	baseImg, err := testrig.BusyboxImage()
 	require.NoError(t, err)
@@ -147,8 +147,8 @@ func TestKanikoDropIn(t *testing.T) {
 		"--variable", "TLS_HOST=" + tlsHost,
 		"--variable", "REGISTRY_CA=" + ca,
 		"--variable", "HARBOR_HOST=" + reg.Host,
-		"--variable", "HARBOR_USERNAME=" + harborUser,
-		"--variable", "HARBOR_PASSWORD=" + harborCanary,
+		"--variable", "HARBOR_USERNAME=" + kanikoRobotUser,
+		"--variable", "HARBOR_PASSWORD=" + kanikoRobotCanary,
 		"--variable", "BASE_IMAGE=" + base,
 		// The rig's registry serves plain HTTP (a real one, HTTPS, needs
 		// nothing): allowed by the environment, the job's script unchanged.
@@ -157,7 +157,7 @@ func TestKanikoDropIn(t *testing.T) {
 	start := time.Now()
 	out, err := r.gitlabCILocal(ctx, t, ws, args...)
 	t.Logf("gitlab-ci-local ran the kaniko job in %s", time.Since(start).Round(time.Millisecond))
-	requireRun(t, "gitlab-ci-local "+strings.Join(redactHarbor(args), " "), out, err)
+	requireRun(t, "gitlab-ci-local "+strings.Join(redactKanikoRobot(args), " "), out, err)
 
 	ref := reg.Host + "/shop/web:" + sha[:gitlabShortSHA]
 	r2, err := name.ParseReference(ref, name.Insecure)
@@ -216,8 +216,8 @@ func TestKanikoDropIn(t *testing.T) {
 	_, err = remote.Head(untrusted, remote.WithContext(t.Context()), auth, remote.WithTransport(tlsTransport(t, ca)))
 	require.Error(t, err, "the job without the CA pushed")
 
-	require.NotContains(t, out, harborCanary, "the robot's password was printed")
-	requireNoCanaryIn(t, filepath.Join(ws, ".gitlab-ci-local"), harborCanary)
+	require.NotContains(t, out, kanikoRobotCanary, "the robot's password was printed")
+	requireNoCanaryIn(t, filepath.Join(ws, ".gitlab-ci-local"), kanikoRobotCanary)
 }
 
 // tlsTransport trusts the PEM CA.
@@ -230,10 +230,10 @@ func tlsTransport(t *testing.T, ca string) http.RoundTripper {
 	return tr
 }
 
-func redactHarbor(args []string) []string {
+func redactKanikoRobot(args []string) []string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		out[i] = strings.ReplaceAll(a, harborCanary, "***")
+		out[i] = strings.ReplaceAll(a, kanikoRobotCanary, "***")
 	}
 	return out
 }

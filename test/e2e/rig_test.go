@@ -69,6 +69,10 @@ func TestPipelines(t *testing.T) {
 	t.Run("build-push", func(t *testing.T) { testBuildPush(t, r) })
 	t.Run("bump", func(t *testing.T) { testBump(t, r) })
 	t.Run("gate", func(t *testing.T) { testGate(t, r) })
+	t.Run("deliver", func(t *testing.T) {
+		t.Run("gitlab-ci-local", func(t *testing.T) { testDeliverUnderGitLabCILocal(t, r) })
+		t.Run("github-act", func(t *testing.T) { testDeliverUnderAct(t, r) })
+	})
 }
 
 func newRig(t *testing.T) *rig {

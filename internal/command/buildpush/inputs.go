@@ -35,6 +35,7 @@ func options(j *ci.Job, src buildSource) (buildpush.Options, error) {
 		CacheRepo:               j.String("cache-repo"),
 		DigestFile:              j.String("digest-file"),
 		ImageNameWithDigestFile: j.String("image-name-with-digest-file"),
+		RefFile:                 j.String("ref-file"),
 		RegistryMirrors:         j.List("registry-mirror"),
 		Git:                     j.Git,
 		Log:                     j.Log,
@@ -88,7 +89,7 @@ func options(j *ci.Job, src buildSource) (buildpush.Options, error) {
 	if self, err := os.Executable(); err == nil {
 		o.SandboxInit = self
 	}
-	if err := reproducible(j, &o); err != nil {
+	if err := reproducible(j, &o, src.dir); err != nil {
 		return o, err
 	}
 	for _, n := range []string{"snapshot-mode", "single-snapshot", "cleanup", "use-new-run", "cache-copy-layers"} {
@@ -134,16 +135,26 @@ func lookupEnv(j *ci.Job) func(string) (string, bool) {
 	}
 }
 
-// reproducible reads the reproducible input and SOURCE_DATE_EPOCH.
-func reproducible(j *ci.Job, o *buildpush.Options) error {
+// reproducible reads the reproducible input and SOURCE_DATE_EPOCH. In CI
+// an unset SOURCE_DATE_EPOCH defaults to the commit's time (unless
+// reproducible is false), so a rerun of the same commit gives the same
+// digest and moves no tag.
+func reproducible(j *ci.Job, o *buildpush.Options, contextDir string) error {
 	sde := strings.TrimSpace(j.Getenv("SOURCE_DATE_EPOCH"))
 	on := sde != ""
-	if j.Set("reproducible") {
+	explicit := j.Set("reproducible")
+	if explicit {
 		v, err := j.Bool("reproducible")
 		if err != nil {
 			return err
 		}
 		on = v
+	}
+	if sde == "" && (on || !explicit) {
+		if epoch, from := j.CommitEpoch(contextDir); epoch != "" {
+			sde, on = epoch, true
+			j.Log.Info("SOURCE_DATE_EPOCH is not set: using the commit time, so a rerun gives the same digest", "SOURCE_DATE_EPOCH", epoch, "from", from)
+		}
 	}
 	if !on {
 		return nil

@@ -42,8 +42,14 @@ func Run(ctx context.Context, j *ci.Job) (map[string]string, error) {
 	if apiURL == "" {
 		apiURL = j.APIURLFor(j.String("repository"))
 	}
+	allowNoMatch, err := j.Bool("allow-no-match")
+	if err != nil {
+		return nil, err
+	}
 	res, err := bumpcomponent.Run(ctx, bumpcomponent.Options{
 		Images:               j.List("images"),
+		ImagesFrom:           j.List("images-from"),
+		AllowNoMatch:         allowNoMatch,
 		Image:                j.String("image"),
 		Tag:                  j.String("tag"),
 		Digest:               j.String("digest"),

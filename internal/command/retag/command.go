@@ -42,6 +42,7 @@ func Run(ctx context.Context, j *ci.Job) (map[string]string, error) {
 		Destinations:      j.List("destination"),
 		ExpectDigest:      j.String("expect-digest"),
 		DryRun:            dryRun,
+		RefFile:           j.String("ref-file"),
 		Git:               j.Git,
 		Registry:          reg,
 		Log:               j.Log,
