@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hoist-ci/hoist/internal/ci"
+	"github.com/hoist-ci/hoist/internal/command/bump"
 	"github.com/hoist-ci/hoist/internal/gitops/gittest"
 	"github.com/hoist-ci/hoist/internal/spec"
 )
@@ -140,7 +141,7 @@ func invoke(t *testing.T, args []string, env map[string]string, dir string) (int
 		Stdout: &out,
 		Stderr: &out,
 		Dir:    dir,
-	}, run)
+	}, bump.Run)
 	return code, out.String()
 }
 

@@ -19,7 +19,7 @@ func (j *Job) helpOrVersion() (bool, error) {
 			_, _ = io.WriteString(j.env.Stdout, Usage(j.Tool))
 			return true, ErrHelp
 		case "--version":
-			_, _ = io.WriteString(j.env.Stdout, spec.Version+"\n")
+			_, _ = io.WriteString(j.env.Stdout, spec.BinaryVersion()+"\n")
 			return true, ErrHelp
 		}
 	}
@@ -31,7 +31,7 @@ const helpWidth = 80
 // Usage is the --help text of a tool, generated from its spec.
 func Usage(tool spec.Tool) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s: %s\n\n", tool.Name, spec.Version, tool.Title)
+	fmt.Fprintf(&b, "%s %s: %s\n\n", tool.Name, spec.BinaryVersion(), tool.Title)
 	wrap(&b, tool.Description, "", helpWidth)
 	fmt.Fprintf(&b, "\nUsage: %s [--input value]...\n\n", tool.Name)
 	wrap(&b, "Each input is the same on every surface: a flag here, `with:` on the GitHub action, "+
