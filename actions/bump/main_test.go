@@ -181,6 +181,10 @@ func TestCanaryTokenNeverLeaks(t *testing.T) {
 			}
 			if platform.name == "github" {
 				all = strings.ReplaceAll(all, "::add-mask::"+canary+"\n", "")
+				summary, err := os.ReadFile(filepath.Join(dir, "SUM"))
+				require.NoError(t, err)
+				require.Contains(t, string(summary), "### bump: failed", "a failed run's summary must not say nothing to change")
+				require.NotContains(t, string(summary), "nothing to change")
 			}
 			require.NotContains(t, all, canary)
 		})

@@ -80,7 +80,15 @@ func Run(ctx context.Context, j *ci.Job) (map[string]string, error) {
 	if res.DryRun && res.Diff != "" {
 		j.Print(res.Diff)
 	}
-	if serr := j.AddSummary(res.Markdown()); serr != nil {
+	summary := res.Markdown()
+	if err != nil {
+		// Not "nothing to change": the run stopped.
+		summary = "### bump: failed\n\n```\n" + err.Error() + "\n```\n"
+		if res.Commit != "" {
+			summary += "\nCommit `" + res.Commit + "` was pushed before the failure.\n"
+		}
+	}
+	if serr := j.AddSummary(summary); serr != nil {
 		j.Log.Warn("writing the step summary", "error", serr)
 	}
 	if err != nil {
