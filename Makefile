@@ -91,7 +91,7 @@ test: rig-install ## lint, install and start the rig, run every test, stop the r
 test-short: ## the fast tests only (no rig needed), with the race detector
 	CGO_ENABLED=1 go test -short -race -count=1 ./...
 
-demo: build ## the example pipeline (gate, build-push, retag, bump) end to end on an embedded registry
+demo: build ## the example pipeline (gate, build-push, retag, bump, then deliver's pipelines) end to end on an embedded registry
 	test/rig/demo-deps.sh
 	go run ./examples/demo -bin bin
 
