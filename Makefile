@@ -35,13 +35,17 @@ build: ## build every tool (actions/*) statically into bin/
 	go build -trimpath -ldflags '$(GO_LDFLAGS)' -o bin/ ./actions/...
 
 # The release archives the host actions install (docs/releasing.md); reproducible.
+# They hold what the image's /usr/local/bin holds: the multi-call binary hoist
+# (IMAGE_CMDS) and a link per tool (internal/spec's Tools()).
+DIST_TOOLS   := build-push retag bump gate publish
 dist: export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 dist: ## release archives $(DIST)/hoist_<VERSION>_linux_<arch>.tar.gz and checksums.txt (VERSION=x.y.z required)
 	@[ -n "$(VERSION)" ] || { echo "make dist: set VERSION, the release without its v (make dist VERSION=0.2.0)"; exit 1; }
 	rm -rf $(DIST) && mkdir -p $(DIST)
 	for arch in $(DIST_ARCHES); do \
 	  d=$(DIST)/hoist_$(VERSION)_linux_$$arch; \
-	  GOOS=linux GOARCH=$$arch go build -trimpath -ldflags '$(GO_LDFLAGS)' -o $$d/ ./actions/...; \
+	  GOOS=linux GOARCH=$$arch go build -trimpath -ldflags '$(GO_LDFLAGS)' -o $$d/ $(IMAGE_CMDS); \
+	  for tool in $(DIST_TOOLS); do ln -s hoist $$d/$$tool; done; \
 	  tar -C $$d --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$$SOURCE_DATE_EPOCH -cf - . | gzip -n >$$d.tar.gz; \
 	  rm -rf $$d; \
 	done
@@ -50,16 +54,31 @@ dist: ## release archives $(DIST)/hoist_<VERSION>_linux_<arch>.tar.gz and checks
 generate: ## regenerate action.yml files, template inputs and docs tables from internal/spec
 	go generate ./...
 
+# The image holds one stripped multi-call binary, /usr/local/bin/hoist, with
+# a link per tool and /kaniko/executor. publish-helm (Helm's engine, +14.7 MB
+# compressed: 30.6 MB in all) is left out to keep the image under 30 MB;
+# IMAGE_CMDS="./actions/hoist ./actions/publish-helm" puts it in.
+IMAGE_CMDS    ?= ./actions/hoist
+IMAGE_BIN     := bin/image
+# The version stamped into the image's binary: `make image VERSION=0.2.0`
+# (default: internal/spec's Version). -X sets internal/spec's `stamped`
+# variable, which --version and the user agent report, and mkimage labels
+# the image org.opencontainers.image.version with it.
+IMAGE_VERSION  = $(or $(VERSION),$(shell sed -n 's/^const Version = "\(.*\)"/\1/p' internal/spec/version.go))
+IMAGE_LDFLAGS  = -s -w -X github.com/hoist-ci/hoist/internal/spec.stamped=$(IMAGE_VERSION)
+
 # Reproducible: every timestamp in the images is the last commit's.
 # `make image IMAGE_PUSH=127.0.0.1:5000/hoist:dev` also pushes the image there.
 image: export SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
-image: build ## assemble the image (no daemon) into .cache/image.tar, and the rig's base and helper images
+image: ## assemble the image (no daemon) into .cache/image.tar, and the rig's base and helper images
 	@mkdir -p .cache
+	rm -rf $(IMAGE_BIN) && mkdir -p $(IMAGE_BIN)
+	go build -trimpath -ldflags "$(IMAGE_LDFLAGS)" -o $(IMAGE_BIN)/ $(IMAGE_CMDS)
 	go build -o .cache/tools/bin/mkimage ./test/rig/mkimage
-	mkimage --binaries bin --tarball $(IMAGE_TAR)
+	mkimage --binaries $(IMAGE_BIN) --version $(IMAGE_VERSION) --tarball $(IMAGE_TAR)
 	mkimage --tag $(BUSYBOX_TAG) --tarball $(BUSYBOX_TAR)
 	mkimage --tag $(HELPER_TAG) --host-binary /bin/bash --host-binary $$(command -v rsync) --tarball $(HELPER_TAR)
-	$(if $(IMAGE_PUSH),mkimage --binaries bin --tag $(IMAGE_PUSH) --push)
+	$(if $(IMAGE_PUSH),mkimage --binaries $(IMAGE_BIN) --version $(IMAGE_VERSION) --tag $(IMAGE_PUSH) --push)
 	@echo "load them into the rig's engine: . $(RIG_ENV) && for f in $(IMAGE_TAR) $(BUSYBOX_TAR) $(HELPER_TAR); do docker load -i \$$f; done"
 
 rig-install: ## install what the tests need and is missing (apt, npm, go install)
@@ -95,7 +114,7 @@ test: rig-install ## lint, install and start the rig, run every test, stop the r
 test-short: ## the fast tests only (no rig needed), with the race detector
 	CGO_ENABLED=1 go test -short -race -count=1 ./...
 
-demo: build ## the example pipeline (gate, build-push, retag, bump) end to end on an embedded registry
+demo: build ## the example pipeline (gate, build-push, retag, bump, then deliver's pipelines) end to end on an embedded registry
 	test/rig/demo-deps.sh
 	go run ./examples/demo -bin bin
 

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hoist-ci/hoist/internal/ci"
+	"github.com/hoist-ci/hoist/internal/command/buildpush"
 	"github.com/hoist-ci/hoist/internal/spec"
 	"github.com/hoist-ci/hoist/internal/testrig"
 )
@@ -32,7 +33,7 @@ func invoke(t *testing.T, dir string, args []string, env map[string]string) (cod
 		Stdout: &out,
 		Stderr: &errb,
 		Dir:    dir,
-	}, run)
+	}, buildpush.Run)
 	return code, out.String(), errb.String()
 }
 

@@ -1,86 +1,12 @@
-// Command bump rewrites image references in GitOps manifests, byte-exact,
-// and lands the commit without losing a concurrent update. See docs/bump.md.
+// Command bump: bump rewrites image references in GitOps manifests, byte-exact, and lands the commit without losing a concurrent update. See docs/bump.md.
 package main
 
 import (
-	"context"
-	"fmt"
-	"net/mail"
 	"os"
-	"runtime/debug"
 
-	"github.com/hoist-ci/hoist/components/bump"
-	"github.com/hoist-ci/hoist/internal/ci"
-	"github.com/hoist-ci/hoist/internal/spec"
+	"github.com/hoist-ci/hoist/internal/command/bump"
 )
 
 func main() {
-	os.Exit(ci.Exec(spec.Bump(), run))
-}
-
-func run(ctx context.Context, j *ci.Job) (map[string]string, error) {
-	if os.Getenv("GOGC") == "" {
-		// bump holds little (the files it edits) and parsing YAML allocates
-		// fast: a lower GC target keeps its peak near what it holds (a 3.8 MB
-		// bundle: about 15 MiB less; TestLargeFilesCostLittleMemory).
-		debug.SetGCPercent(50)
-	}
-	author, err := mail.ParseAddress(j.String("author"))
-	if err != nil {
-		return nil, fmt.Errorf("author %q: want `Name <email>`: %v", j.String("author"), err)
-	}
-	attempts, err := j.Int("max-attempts")
-	if err != nil {
-		return nil, err
-	}
-	apiURL := j.String("api-url")
-	if apiURL == "" {
-		apiURL = j.APIURLFor(j.String("repository"))
-	}
-	allowNoMatch, err := j.Bool("allow-no-match")
-	if err != nil {
-		return nil, err
-	}
-	res, err := bump.Run(ctx, bump.Options{
-		Images:               j.List("images"),
-		ImagesFrom:           j.List("images-from"),
-		AllowNoMatch:         allowNoMatch,
-		Image:                j.String("image"),
-		Tag:                  j.String("tag"),
-		Digest:               j.String("digest"),
-		Paths:                j.List("paths"),
-		ValuePaths:           j.List("value-paths"),
-		Pin:                  j.String("pin"),
-		Mode:                 j.String("mode"),
-		Workspace:            j.Workspace(),
-		Repository:           j.String("repository"),
-		Branch:               j.String("branch"),
-		DefaultBranch:        j.Git.DefaultBranch,
-		Token:                j.String("token"),
-		Username:             j.String("git-username"),
-		SSHKey:               j.String("ssh-key"),
-		SSHKnownHosts:        j.String("ssh-known-hosts"),
-		AuthorName:           author.Name,
-		AuthorEmail:          author.Address,
-		SigningKey:           j.String("signing-key"),
-		SigningKeyPassphrase: j.String("signing-key-passphrase"),
-		Message:              j.String("message"),
-		MaxAttempts:          attempts,
-		Labels:               j.List("labels"),
-		Forge:                j.String("forge"),
-		APIURL:               apiURL,
-		SourceCommit:         j.Git.SHA,
-		Log:                  j.Log,
-	})
-	if res.DryRun && res.Diff != "" {
-		j.Print(res.Diff)
-	}
-	if serr := j.AddSummary(res.Markdown()); serr != nil {
-		j.Log.Warn("writing the step summary", "error", serr)
-	}
-	if err != nil {
-		return nil, err
-	}
-	j.Log.Info("bump done", "changed", res.Changed, "files", len(res.Files), "commit", res.Commit, "attempts", res.Attempts)
-	return res.Outputs(), nil
+	os.Exit(bump.Main())
 }

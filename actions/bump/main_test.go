@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hoist-ci/hoist/internal/ci"
+	"github.com/hoist-ci/hoist/internal/command/bump"
 	"github.com/hoist-ci/hoist/internal/gitops/gittest"
 	"github.com/hoist-ci/hoist/internal/spec"
 )
@@ -140,7 +141,7 @@ func invoke(t *testing.T, args []string, env map[string]string, dir string) (int
 		Stdout: &out,
 		Stderr: &out,
 		Dir:    dir,
-	}, run)
+	}, bump.Run)
 	return code, out.String()
 }
 
@@ -180,6 +181,10 @@ func TestCanaryTokenNeverLeaks(t *testing.T) {
 			}
 			if platform.name == "github" {
 				all = strings.ReplaceAll(all, "::add-mask::"+canary+"\n", "")
+				summary, err := os.ReadFile(filepath.Join(dir, "SUM"))
+				require.NoError(t, err)
+				require.Contains(t, string(summary), "### bump: failed", "a failed run's summary must not say nothing to change")
+				require.NotContains(t, string(summary), "nothing to change")
 			}
 			require.NotContains(t, all, canary)
 		})

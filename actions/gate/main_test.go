@@ -13,6 +13,7 @@ import (
 
 	"github.com/hoist-ci/hoist/components/gate"
 	"github.com/hoist-ci/hoist/internal/ci"
+	gatecommand "github.com/hoist-ci/hoist/internal/command/gate"
 	"github.com/hoist-ci/hoist/internal/reports"
 	"github.com/hoist-ci/hoist/internal/spec"
 )
@@ -31,7 +32,7 @@ func invoke(t *testing.T, dir string, args []string, env map[string]string) (cod
 	var out, errb bytes.Buffer
 	code = ci.Main(context.Background(), spec.Gate(), ci.Env{
 		Args: args, Getenv: func(k string) string { return env[k] }, Stdout: &out, Stderr: &errb, Dir: dir,
-	}, run)
+	}, gatecommand.Run)
 	return code, out.String(), errb.String()
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hoist-ci/hoist/internal/ci"
+	"github.com/hoist-ci/hoist/internal/command/publish"
 	"github.com/hoist-ci/hoist/internal/spec"
 	"github.com/hoist-ci/hoist/internal/testrig"
 )
@@ -30,7 +31,7 @@ func invoke(t *testing.T, dir string, args []string, env map[string]string) (cod
 		Stdout: &out,
 		Stderr: &errb,
 		Dir:    dir,
-	}, run)
+	}, publish.Run)
 	return code, out.String(), errb.String()
 }
 

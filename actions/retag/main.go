@@ -1,53 +1,12 @@
-// Command retag gives an image already in a registry its release tags
-// without rebuilding it. See docs/retag.md.
+// Command retag: retag gives an image already in a registry its release tags without rebuilding it. See docs/retag.md.
 package main
 
 import (
-	"context"
 	"os"
 
-	"github.com/hoist-ci/hoist/components/retag"
-	"github.com/hoist-ci/hoist/internal/ci"
-	"github.com/hoist-ci/hoist/internal/registry"
-	"github.com/hoist-ci/hoist/internal/spec"
+	"github.com/hoist-ci/hoist/internal/command/retag"
 )
 
 func main() {
-	os.Exit(ci.Exec(spec.Retag(), run))
-}
-
-func run(ctx context.Context, j *ci.Job) (map[string]string, error) {
-	reg, err := registry.FromInputs(j, spec.UserAgent(), j.Log)
-	if err != nil {
-		return nil, err
-	}
-	semverAliases, err := j.Bool("semver-aliases")
-	if err != nil {
-		return nil, err
-	}
-	dryRun, err := j.Bool("dry-run")
-	if err != nil {
-		return nil, err
-	}
-	res, err := retag.Run(ctx, retag.Options{
-		Source:            j.String("source"),
-		Image:             j.String("image"),
-		DefaultRepository: j.DefaultImage(),
-		Tags:              j.List("tags"),
-		SemverAliases:     semverAliases,
-		Latest:            j.String("latest"),
-		Destinations:      j.List("destination"),
-		ExpectDigest:      j.String("expect-digest"),
-		DryRun:            dryRun,
-		RefFile:           j.String("ref-file"),
-		Git:               j.Git,
-		Registry:          reg,
-		Log:               j.Log,
-	})
-	if res.Digest != "" {
-		if serr := j.AddSummary(res.Markdown()); serr != nil {
-			j.Log.Warn("writing the step summary", "error", serr)
-		}
-	}
-	return res.Outputs(), err
+	os.Exit(retag.Main())
 }

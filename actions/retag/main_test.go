@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/hoist-ci/hoist/internal/ci"
+	"github.com/hoist-ci/hoist/internal/command/retag"
 	"github.com/hoist-ci/hoist/internal/spec"
 	"github.com/hoist-ci/hoist/internal/testrig"
 )
@@ -31,7 +32,7 @@ func invoke(t *testing.T, args []string, env map[string]string) (code int, stdou
 		Stdout: &out,
 		Stderr: &errb,
 		Dir:    t.TempDir(),
-	}, run)
+	}, retag.Run)
 	return code, out.String(), errb.String()
 }
 

@@ -117,7 +117,7 @@ func (o Options) updates() ([]manifests.Update, []manifests.ValuePath, error) {
 		if strings.TrimSpace(e) == "" {
 			continue
 		}
-		e, err := entry(e)
+		e, err := manifests.Entry(e)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -17,24 +17,6 @@ import (
 	"github.com/hoist-ci/hoist/internal/manifests"
 )
 
-// entry turns an images entry into name=newref: a bare reference
-// repo:tag, repo@digest or repo:tag@digest (build-push's ref output) is
-// repo=itself.
-func entry(e string) (string, error) {
-	e = strings.TrimSpace(e)
-	if strings.Contains(e, "=") {
-		return e, nil
-	}
-	r, err := manifests.ParseRef(e)
-	if err != nil {
-		return "", fmt.Errorf("images entry %q: want name=newref or a reference repo:tag, repo@digest or repo:tag@digest: %w", e, err)
-	}
-	if r.Tag == "" && r.Digest == "" {
-		return "", fmt.Errorf("images entry %q: want name=newref, or a reference with a tag or digest (repo:tag, repo@digest, repo:tag@digest) to bump %s to", e, r.Repo())
-	}
-	return r.Repo() + "=" + e, nil
-}
-
 func isGlob(p string) bool { return strings.ContainsAny(p, "*?[{") }
 
 // readImagesFrom reads the images-from files and globs (relative to dir):

@@ -79,7 +79,7 @@ func FindHelm() (HelmRenderer, error) {
 	}
 	p, err := exec.LookPath(HelmBinary)
 	if err != nil {
-		return nil, fmt.Errorf("render: helm with helm-output: manifests needs the %s binary beside publish or on PATH (hoist's image has it; from source: go build ./actions/%s)", HelmBinary, HelmBinary)
+		return nil, fmt.Errorf("render: helm with helm-output: manifests needs the %s binary beside publish or on PATH: hoist's image leaves it out to stay small; put it on the job's PATH (go build ./actions/%s), or write helm-output: helmrelease to let Flux render the chart", HelmBinary, HelmBinary)
 	}
 	return ExecHelm{Path: p}, nil
 }
@@ -176,7 +176,7 @@ func renderHelm(ctx context.Context, opts Options, src, stage string) (string, e
 		return dir, helmRelease(opts, src, dir, release, values)
 	}
 	if opts.Helm == nil {
-		return "", fmt.Errorf("render: helm with helm-output: manifests needs the %s binary (hoist's image has it beside publish); helm-output: helmrelease needs none", HelmBinary)
+		return "", fmt.Errorf("render: helm with helm-output: manifests needs the %s binary (not in hoist's image: go build ./actions/%s onto PATH); helm-output: helmrelease needs none", HelmBinary, HelmBinary)
 	}
 	ns := opts.Namespace
 	if ns == "" {

@@ -19,6 +19,10 @@ import (
 func writeImages(opts Options, src, dir, stage string) (string, error) {
 	var updates []manifests.Update
 	for _, e := range opts.Images {
+		e, err := manifests.Entry(e)
+		if err != nil {
+			return "", fmt.Errorf("input \"images\": %w", err)
+		}
 		u, err := manifests.ParseUpdate(e, manifests.PinAuto)
 		if err != nil {
 			return "", fmt.Errorf("input \"images\": %w", err)

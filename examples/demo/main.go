@@ -7,7 +7,8 @@
 // busybox (Debian's busybox-static) — retag gives them their release tags
 // on tag pipelines (latest and 1 never move backwards) and promotes the
 // release to a production repository, and bump writes the release's digest
-// into a GitOps repository (examples/gitops) and pushes the commit. No
+// into a GitOps repository (examples/gitops) and pushes the commit; then
+// deliver's GitLab pipelines run on examples/deliver (deliver.go). No
 // Docker, no network beyond loopback; besides the binaries it runs git, and
 // busybox inside the RUN's sandbox (isolation auto: namespaces as root or
 // where user namespaces are permitted, else a chroot, which needs root).
@@ -208,6 +209,14 @@ func run(ctx context.Context, bin string, w io.Writer) error {
 			return err
 		}
 	}
+	step("deliver: examples/deliver (images api and web) through the pipelines of templates/deliver.yml, each job a real binary as GitLab runs it")
+	// The jobs' own output is kept (for the secret check) and shown only on failure.
+	var jobs bytes.Buffer
+	if err := runDeliver(ctx, out, &jobs, bin, work, host, base); err != nil {
+		fmt.Fprintf(out, "-- the deliver jobs' output --\n%s", jobs.String())
+		return fmt.Errorf("deliver: %w", err)
+	}
+	printed.Write(jobs.Bytes())
 	return checkPipeline(ctx, out, &printed, repo, prod, gitops, release)
 }
 
@@ -370,7 +379,7 @@ func checkPipeline(ctx context.Context, out io.Writer, printed *bytes.Buffer, re
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\ndemo OK: tests gated, images built without a daemon (a RUN in a sandbox, its secret in no layer and no log), release tags that never move backwards, a promotion, and the release's digest committed to the GitOps repository")
+	fmt.Fprintln(out, "\ndemo OK: tests gated, images built without a daemon (a RUN in a sandbox, its secret in no layer and no log), release tags that never move backwards, a promotion, the release's digest committed to the GitOps repository, and deliver's four pipelines")
 	return nil
 }
 

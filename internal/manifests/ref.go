@@ -167,6 +167,24 @@ type Update struct {
 	Pin Pin
 }
 
+// Entry turns an images entry into name=newref: a bare reference
+// repo:tag, repo@digest or repo:tag@digest (build-push's ref output) is
+// repo=itself.
+func Entry(e string) (string, error) {
+	e = strings.TrimSpace(e)
+	if strings.Contains(e, "=") {
+		return e, nil
+	}
+	r, err := ParseRef(e)
+	if err != nil {
+		return "", fmt.Errorf("images entry %q: want name=newref or a reference repo:tag, repo@digest or repo:tag@digest: %w", e, err)
+	}
+	if r.Tag == "" && r.Digest == "" {
+		return "", fmt.Errorf("images entry %q: want name=newref, or a reference with a tag or digest (repo:tag, repo@digest, repo:tag@digest) to bump %s to", e, r.Repo())
+	}
+	return r.Repo() + "=" + e, nil
+}
+
 // ParseUpdate parses `name=newref` where newref is tag, @digest, tag@digest,
 // repo:tag, repo@digest or repo:tag@digest, and applies pin.
 func ParseUpdate(entry string, pin Pin) (Update, error) {

@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"archive/tar"
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -43,6 +47,7 @@ type deliverRig struct {
 	auth   remote.Option
 	gitops *gitops
 	vars   []string
+	blobs  *azblob.Client
 }
 
 func newDeliverRig(t *testing.T, r *rig, pipeline, pipelineAs string) *deliverRig {
@@ -58,7 +63,7 @@ func newDeliverRig(t *testing.T, r *rig, pipeline, pipelineAs string) *deliverRi
 		if err != nil {
 			return err
 		}
-		if !strings.HasPrefix(filepath.ToSlash(rel), "gitops") {
+		if !strings.HasPrefix(filepath.ToSlash(rel), "gitops") && !strings.HasPrefix(filepath.ToSlash(rel), "app-deploy") {
 			files[filepath.ToSlash(filepath.Join(deliverRepo, rel))] = rel
 		}
 		return nil
@@ -68,6 +73,20 @@ func newDeliverRig(t *testing.T, r *rig, pipeline, pipelineAs string) *deliverRi
 
 	d.reg = testrig.Registry(t, testrig.RegistryOptions{Users: map[string]string{harborUser: harborCanary}})
 	d.prefix = d.reg.Host + "/acme"
+	// The deployment configuration names the images in this registry.
+	deploys, err := filepath.Glob(filepath.Join(d.ws, "deploy", "*.yaml"))
+	require.NoError(t, err)
+	for _, f := range deploys {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(f, []byte(strings.ReplaceAll(string(data), gitopsHost, d.reg.Host)), 0o644))
+	}
+	// The Azure Blob container a Flux Bucket source reads.
+	az := testrig.Azurite(t)
+	d.blobs, err = azblob.NewClientFromConnectionString(az.ConnectionString(), nil)
+	require.NoError(t, err)
+	_, err = d.blobs.CreateContainer(t.Context(), "flux", nil)
+	require.NoError(t, err)
 	d.auth = remote.WithAuth(&authn.Basic{Username: harborUser, Password: harborCanary})
 	img, err := testrig.BusyboxImage()
 	require.NoError(t, err)
@@ -112,6 +131,7 @@ func newDeliverRig(t *testing.T, r *rig, pipeline, pipelineAs string) *deliverRi
 		"--variable", "INSECURE_REGISTRIES=" + d.reg.Host,
 		"--variable", "GITOPS_REPOSITORY=" + g.url,
 		"--variable", "HOIST_BUMP_TOKEN=" + gitopsTokenCanary,
+		"--variable", "AZURE_STORAGE_CONNECTION_STRING=" + az.ConnectionString(),
 	}
 	return d
 }
@@ -167,6 +187,23 @@ func (d *deliverRig) git(t *testing.T, r *rig, args ...string) {
 	require.NoError(t, err, out)
 }
 
+// requirePublished checks the deployment configuration published as a Flux
+// OCI artifact at <prefix>/manifests:<tag> and in the Azure container: each
+// app's manifest names the image reference just built or released.
+func (d *deliverRig) requirePublished(t *testing.T, tag string, refs map[string]string) {
+	t.Helper()
+	files := artifactFiles(t, d.prefix+"/manifests:"+tag, d.auth)
+	for _, img := range deliverImages {
+		require.Contains(t, files[img+".yaml"], "image: "+refs[img], "%s.yaml in the artifact %s", img, tag)
+		blob, err := d.blobs.DownloadStream(t.Context(), "flux", "app/"+img+".yaml", nil)
+		require.NoError(t, err, "app/%s.yaml is not in the container", img)
+		b, err := io.ReadAll(blob.Body)
+		blob.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, files[img+".yaml"], string(b), "app/%s.yaml in the container", img)
+	}
+}
+
 // clean removes what gitlab-ci-local copied back into the workspace after a
 // pipeline (artifacts, reports): GitLab starts every pipeline from a fresh
 // clone, and a job sees only the artifacts of the jobs it needs.
@@ -195,7 +232,7 @@ func (d *deliverRig) dotenv(t *testing.T) []string {
 // gitlab-ci-local kept of the jobs.
 func (d *deliverRig) requireNoSecrets(t *testing.T, out string) {
 	t.Helper()
-	for _, canary := range []string{harborCanary, gitopsTokenCanary} {
+	for _, canary := range []string{harborCanary, gitopsTokenCanary, testrig.AzuriteKey} {
 		require.NotContains(t, out, canary, "a secret was printed")
 		requireNoCanaryIn(t, filepath.Join(d.ws, ".gitlab-ci-local"), canary)
 	}
@@ -239,6 +276,7 @@ func testDeliverUnderGitLabCILocal(t *testing.T, r *rig) {
 	}
 	require.NotEqual(t, built["api"], built["web"])
 	d.requireGitOps(t, 1, refs)
+	d.requirePublished(t, short, refs)
 	require.Contains(t, out, "deliver-gate")
 
 	// 2. The release tag: retagged, not rebuilt; GitOps pinned to 1.4.2.
@@ -257,6 +295,7 @@ func testDeliverUnderGitLabCILocal(t *testing.T, r *rig) {
 		refs[img] = d.prefix + "/" + img + ":1.4.2@" + built[img]
 	}
 	d.requireGitOps(t, 2, refs)
+	d.requirePublished(t, "1.4.2", refs)
 
 	// 3. A merge request from a branch changing the api: built as mr-7,
 	// never deployed.
@@ -276,6 +315,7 @@ func testDeliverUnderGitLabCILocal(t *testing.T, r *rig) {
 		require.Equal(t, built[img], d.digest(t, img, "latest"), "a merge request moved %s:latest", img)
 	}
 	require.NotContains(t, out, "deliver-bump", "a merge request deployed")
+	require.NotContains(t, out, "deliver-publish", "a merge request published")
 	d.requireGitOps(t, 2, refs)
 
 	// 4. A documentation-only push to main: nothing built, nothing deployed.
@@ -316,9 +356,18 @@ func testDeliverUnderAct(t *testing.T, r *rig) {
 		deliverRepo + "/web/index.html": "app/index.html",
 		deliverRepo + "/docs/guide.md":  "docs/guide.md",
 	})
-	sha := r.gitRepo(t, ws, "https://github.com/acme/app.git")
-
 	reg := testrig.Registry(t, testrig.RegistryOptions{Users: map[string]string{acrUser: acrCanary}})
+	deploy, err := os.ReadFile(filepath.Join(r.root, deliverRepo, "app-deploy", "app.yaml"))
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(filepath.Join(ws, "deploy"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(ws, "deploy", "app.yaml"), []byte(strings.ReplaceAll(string(deploy), gitopsHost, reg.Host)), 0o644))
+	sha := r.gitRepo(t, ws, "https://github.com/acme/app.git")
+	az := testrig.Azurite(t)
+	blobs, err := azblob.NewClientFromConnectionString(az.ConnectionString(), nil)
+	require.NoError(t, err)
+	_, err = blobs.CreateContainer(t.Context(), "flux", nil)
+	require.NoError(t, err)
+
 	auth := remote.WithAuth(&authn.Basic{Username: acrUser, Password: acrCanary})
 	img, err := testrig.BusyboxImage()
 	require.NoError(t, err)
@@ -347,12 +396,13 @@ func testDeliverUnderAct(t *testing.T, r *rig) {
 		"--secret", "ACR_PASSWORD=" + acrCanary,
 		"--secret", "GITOPS_TOKEN=" + gitopsTokenCanary,
 		"--secret", "GITHUB_TOKEN=" + tokenCanary,
+		"--secret", "AZURE_STORAGE_CONNECTION_STRING=" + az.ConnectionString(),
 	}
 	start := time.Now()
 	out, err := r.act(ctx, t, ws, ".github/workflows/deliver.yml", args...)
 	t.Logf("act ran the deliver caller in %s", time.Since(start).Round(time.Millisecond))
 	requireRun(t, "act (deliver caller)", out, err)
-	for _, canary := range []string{acrCanary, gitopsTokenCanary, tokenCanary} {
+	for _, canary := range []string{acrCanary, gitopsTokenCanary, tokenCanary, testrig.AzuriteKey} {
 		require.NotContains(t, out, canary, "a secret was printed")
 	}
 
@@ -372,4 +422,41 @@ func testDeliverUnderAct(t *testing.T, r *rig) {
 	want = strings.Replace(want, `digest: ""`, `digest: "`+digest+`"`, 1)
 	require.Equal(t, want, g.gitRaw(t, "cat-file", "blob", "main:apps/app/values.yaml"))
 	require.Equal(t, "2", g.git(t, "rev-list", "--count", "main"))
+
+	// deploy/ with the image just built, as a Flux artifact and in the container.
+	files := artifactFiles(t, reg.Host+"/team/manifests:"+short, auth)
+	require.Contains(t, files["app.yaml"], "image: "+reg.Host+"/team/app:"+short+"@"+digest)
+	blob, err := blobs.DownloadStream(t.Context(), "flux", "app/app.yaml", nil)
+	require.NoError(t, err, "app/app.yaml is not in the container")
+	b, err := io.ReadAll(blob.Body)
+	blob.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, files["app.yaml"], string(b))
+}
+
+// artifactFiles reads the files of the Flux OCI artifact at ref.
+func artifactFiles(t *testing.T, ref string, opts ...remote.Option) map[string]string {
+	t.Helper()
+	r, err := name.ParseReference(ref, name.Insecure)
+	require.NoError(t, err)
+	img, err := remote.Image(r, append(opts, remote.WithContext(t.Context()))...)
+	require.NoError(t, err, "the artifact %s was not pushed", ref)
+	layers, err := img.Layers()
+	require.NoError(t, err)
+	require.Len(t, layers, 1, "a Flux artifact has one layer")
+	rc, err := layers[0].Uncompressed()
+	require.NoError(t, err)
+	defer rc.Close()
+	files := map[string]string{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return files
+		}
+		require.NoError(t, err)
+		b, err := io.ReadAll(tr)
+		require.NoError(t, err)
+		files[h.Name] = string(b)
+	}
 }

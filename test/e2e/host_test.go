@@ -1,11 +1,15 @@
 package e2e
 
 import (
+	"archive/tar"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -36,6 +40,28 @@ func releaseArchives(t *testing.T, r *rig) string {
 	require.NoError(t, err, "make dist:\n%s", out)
 	require.FileExists(t, filepath.Join(dist, hostArchive()))
 	require.FileExists(t, filepath.Join(dist, "checksums.txt"))
+
+	// The archive holds what the image's /usr/local/bin holds: the
+	// multi-call binary and a link to it per tool.
+	f, err := os.Open(filepath.Join(dist, hostArchive()))
+	require.NoError(t, err)
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	require.NoError(t, err)
+	entries := map[string]string{}
+	tr := tar.NewReader(gz)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(t, err)
+		entries[strings.TrimPrefix(h.Name, "./")] = h.Linkname
+	}
+	require.Contains(t, entries, "hoist")
+	for _, tool := range spec.Tools() {
+		require.Equal(t, "hoist", entries[tool.Name], "the archive has no link %s -> hoist (Makefile DIST_TOOLS)", tool.Name)
+	}
 	return dir
 }
 

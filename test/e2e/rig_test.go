@@ -77,6 +77,12 @@ func TestPipelines(t *testing.T) {
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
+	return newRigWith(t, spec.Image())
+}
+
+// newRigWith is newRig with hoist's image loaded under hoistTag.
+func newRigWith(t *testing.T, hoistTag string) *rig {
+	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	require.NoError(t, err)
 	require.FileExists(t, filepath.Join(root, "go.mod"))
@@ -94,7 +100,7 @@ func newRig(t *testing.T) *rig {
 	}
 
 	start := time.Now()
-	r.loadImages(t)
+	r.loadImages(t, hoistTag)
 	t.Logf("built the binaries and the images, loaded them into the engine in %s", time.Since(start).Round(time.Millisecond))
 	return r
 }
@@ -121,10 +127,11 @@ func newToolRig(t *testing.T, root string, tools ...string) *rig {
 	return r
 }
 
-// loadImages builds every tool statically, assembles hoist's image (tagged
-// as the generated action.yml and component run it) and the rig's base and
-// helper images with test/rig/mkimage, and docker-loads them.
-func (r *rig) loadImages(t *testing.T) {
+// loadImages builds hoist's multi-call binary statically, assembles hoist's
+// image as `make image` does (tagged hoistTag: as the generated action.yml
+// and component run it, for newRig) and the rig's base and helper images
+// with test/rig/mkimage, and docker-loads them.
+func (r *rig) loadImages(t *testing.T, hoistTag string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), buildTimeout)
 	defer cancel()
@@ -134,7 +141,7 @@ func (r *rig) loadImages(t *testing.T) {
 	// The build keeps this process's environment (and so its build cache).
 	buildEnv := append(os.Environ(), "CGO_ENABLED=0")
 	for _, args := range [][]string{
-		{"build", "-trimpath", "-o", bin, "./actions/..."},
+		{"build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "./actions/hoist"},
 		{"build", "-o", mkimage, "./test/rig/mkimage"},
 	} {
 		if out, err := command(ctx, r.root, buildEnv, r.tools["go"], args...); err != nil {
@@ -145,7 +152,7 @@ func (r *rig) loadImages(t *testing.T) {
 		tag  string
 		args []string
 	}{
-		{spec.Image(), []string{"--binaries", bin}},
+		{hoistTag, []string{"--binaries", bin}},
 		{baseImage, nil},
 		{helperImage, []string{"--host-binary", "/bin/bash", "--host-binary", r.tools["rsync"]}},
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"debug/elf"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/hoist-ci/hoist/internal/spec"
 	"github.com/hoist-ci/hoist/internal/testrig"
 )
 
@@ -29,6 +31,16 @@ const (
 	sourceURL    = "https://github.com/hoist-ci/hoist"
 	passwd       = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
 	group        = "root:x:0:\nnogroup:x:65534:\n"
+
+	// multiCall is hoist's one binary (actions/hoist); the tools are
+	// links to it.
+	multiCall      = "hoist"
+	kanikoDir      = "/kaniko"
+	kanikoExecutor = kanikoDir + "/executor"
+	// kanikoCABundle is kaniko's CA bundle, a link to the image's: a job
+	// appending a private CA to it (GitLab's documented kaniko job) adds it
+	// to the system's; /kaniko/ssl/certs is in the executor's SSL_CERT_DIR.
+	kanikoCABundle = kanikoDir + "/ssl/certs/ca-certificates.crt"
 )
 
 // labels are the image's OCI labels.
@@ -125,14 +137,35 @@ func rootfsLayer(opts options) (v1.Layer, error) {
 	return l.layer()
 }
 
+// toolsLayer installs the executables of dir in toolDir. When dir holds
+// the multi-call binary (multiCall), it is installed alone in place of the
+// tools it runs: each of them (every spec tool) is a link to it, and so is
+// kaniko's /kaniko/executor, beside an empty /kaniko/.docker for
+// credentials as kaniko's image has; other executables (publish-helm) are
+// installed as they are. /kaniko also has ssl/certs (kaniko's
+// SSL_CERT_DIR, its ca-certificates.crt a link to the image's bundle), and
+// /busybox is a link to /bin, as kaniko's debug image has its shell there.
 func toolsLayer(dir string, epoch time.Time) (v1.Layer, []string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading --binaries %s: %w", dir, err)
 	}
+	multi := false
+	if info, err := os.Stat(filepath.Join(dir, multiCall)); err == nil && info.Mode().IsRegular() {
+		multi = true
+	}
+	linked := map[string]bool{}
+	if multi {
+		for _, t := range spec.Tools() {
+			linked[t.Name] = true
+		}
+	}
 	l := newLayerWriter(epoch)
 	var names []string
 	for _, e := range entries { // sorted by name
+		if linked[e.Name()] {
+			continue
+		}
 		p := filepath.Join(dir, e.Name())
 		info, err := os.Stat(p)
 		if err != nil {
@@ -153,6 +186,21 @@ func toolsLayer(dir string, epoch time.Time) (v1.Layer, []string, error) {
 	}
 	if len(names) == 0 {
 		return nil, nil, fmt.Errorf("--binaries %s holds no executable file: run `make build` first", dir)
+	}
+	if multi {
+		for _, t := range spec.Tools() {
+			l.symlink(strings.TrimPrefix(toolDir, "/")+"/"+t.Name, multiCall)
+			names = append(names, t.Name+"->"+multiCall)
+		}
+		k := strings.TrimPrefix(kanikoDir, "/")
+		for _, d := range []string{k, k + "/.docker", k + "/ssl", k + "/ssl/certs"} {
+			l.dir(d, 0o755)
+		}
+		l.symlink(strings.TrimPrefix(kanikoExecutor, "/"), toolDir+"/"+multiCall)
+		l.symlink(strings.TrimPrefix(kanikoCABundle, "/"), caBundlePath)
+		// kaniko's debug image has its shell in /busybox.
+		l.symlink("busybox", "bin")
+		names = append(names, kanikoExecutor+"->"+multiCall)
 	}
 	layer, err := l.layer()
 	return layer, names, err
@@ -225,7 +273,7 @@ func (l *layerWriter) layer() (v1.Layer, error) {
 	data := l.buf.Bytes()
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(data)), nil
-	}, tarball.WithCompressedCaching)
+	}, tarball.WithCompressedCaching, tarball.WithCompressionLevel(gzip.DefaultCompression))
 	if err != nil {
 		return nil, fmt.Errorf("compressing a layer: %w", err)
 	}

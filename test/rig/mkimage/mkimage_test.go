@@ -82,6 +82,26 @@ func TestBuild(t *testing.T) {
 	bins := t.TempDir()
 	staticBinary(t, bins, "retag")
 	require.NoError(t, os.WriteFile(filepath.Join(bins, "README"), []byte("not a tool"), 0o644))
+	// A directory with the multi-call binary: the tools' own binaries
+	// beside it (go build ./actions/...) are replaced by links to it.
+	multi := t.TempDir()
+	for _, name := range []string{multiCall, "retag", "publish-helm"} {
+		staticBinary(t, multi, name)
+	}
+	multiFiles := map[string]string{
+		"usr/local/bin/hoist":                  "0 -rwxr-xr-x",
+		"usr/local/bin/publish-helm":           "0 -rwxr-xr-x",
+		"usr/local/bin/retag":                  "-> hoist",
+		"kaniko/":                              "5 -rwxr-xr-x",
+		"kaniko/.docker/":                      "5 -rwxr-xr-x",
+		"kaniko/executor":                      "-> /usr/local/bin/hoist",
+		"kaniko/ssl/certs/":                    "5 -rwxr-xr-x",
+		"kaniko/ssl/certs/ca-certificates.crt": "-> /etc/ssl/certs/ca-certificates.crt",
+		"busybox":                              "-> bin",
+	}
+	for _, tool := range spec.Tools() {
+		multiFiles["usr/local/bin/"+tool.Name] = "-> hoist"
+	}
 
 	tests := []struct {
 		name       string
@@ -108,6 +128,7 @@ func TestBuild(t *testing.T) {
 			name: "with tools", binaries: bins, wantLayers: 2, wantTitle: "hoist",
 			wantFiles: map[string]string{"usr/local/bin/retag": "0 -rwxr-xr-x"},
 		},
+		{name: "multi-call", binaries: multi, wantLayers: 2, wantTitle: "hoist", wantFiles: multiFiles},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -241,4 +262,16 @@ func TestDockerfileAgrees(t *testing.T) {
 		require.False(t, regexp.MustCompile(`(?m)^`+forbidden+`\b`).MatchString(df), "the Dockerfile has a %s line", forbidden)
 	}
 	require.True(t, bytes.Contains(data, []byte("CGO_ENABLED=0 go build -trimpath")), "the Dockerfile must build static binaries")
+	// The same links to the multi-call binary.
+	names := make([]string, 0, len(spec.Tools()))
+	for _, tool := range spec.Tools() {
+		names = append(names, tool.Name)
+	}
+	require.Contains(t, df, "for tool in "+strings.Join(names, " ")+"; do")
+	require.Contains(t, df, `ln -s `+multiCall+` "/rootfs`+toolDir+`/$tool"`)
+	require.Contains(t, df, "mkdir -p /rootfs"+kanikoDir+"/.docker /rootfs"+kanikoDir+"/ssl/certs")
+	require.Contains(t, df, "ln -s "+toolDir+"/"+multiCall+" /rootfs"+kanikoExecutor)
+	require.Contains(t, df, "ln -s "+caBundlePath+" /rootfs"+kanikoCABundle)
+	require.Contains(t, df, "ln -s bin /rootfs/busybox")
+	require.Contains(t, df, "./actions/"+multiCall+"\n")
 }
