@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/stretchr/testify/require"
@@ -126,8 +128,11 @@ func TestResetMidBodyIsResumed(t *testing.T) {
 			"with a Range request (attempt 2/5)", ""},
 		{"blob, no ranges: read again, the start skipped", &cutOnce{match: isBlob}, []string{"", ""},
 			"reading it again from the start (no byte ranges here) (attempt 2/5)", ""},
-		{"manifest", &cutOnce{match: isManifest}, []string{"", ""}, "retrying GET http://", ""},
-		{"manifest changed meanwhile", &cutOnce{match: isManifest, change: true}, []string{"", ""}, "",
+		// A manifest by tag (or a tag list) may change between two answers:
+		// it is read again whole, never continued from another answer.
+		{"manifest by tag: read again whole", &cutOnce{match: isManifest}, []string{"", ""}, "after a connection reset in the body (attempt 2/5)", ""},
+		{"manifest by tag changed meanwhile: the new answer whole", &cutOnce{match: isManifest, change: true}, []string{"", ""}, "after a connection reset in the body (attempt 2/5)", ""},
+		{"blob changed meanwhile", &cutOnce{match: isBlob, change: true}, []string{"", ""}, "",
 			"the content changed while it was read (Docker-Content-Digest"},
 	}
 	for _, tt := range tests {
@@ -184,7 +189,9 @@ func TestResetMidBodyIsResumed(t *testing.T) {
 				}
 				require.Equal(t, want, ranges[i])
 			}
-			require.Contains(t, logs.String(), "after a connection reset at byte ")
+			if tt.cut.match("/blobs/sha256:") {
+				require.Contains(t, logs.String(), "after a connection reset at byte ")
+			}
 			require.Contains(t, logs.String(), tt.wantLog)
 			gotDigest, err := got.Digest()
 			require.NoError(t, err)
@@ -242,4 +249,41 @@ func TestConnectionRefusedIsRetried(t *testing.T) {
 		require.Equal(t, 8, strings.Count(logs.String(), "after a refused connection"), logs.String())
 		require.Contains(t, logs.String(), "(attempt 5/5)")
 	})
+}
+
+// TestTagListChangedMidReadIsReadAgainWhole: the tag list of a repository
+// another job is pushing to grows between a broken answer and the retry
+// (seen in test/faults): the retry reads the new list whole instead of
+// failing on a resume of content that changed.
+func TestTagListChangedMidReadIsReadAgainWhole(t *testing.T) {
+	var calls atomic.Int32
+	host := serve(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/tags/list") {
+			return false
+		}
+		first := `{"name":"team/app","tags":["1.0.0","1.1.0"]}`
+		if calls.Add(1) == 1 {
+			w.Header().Set("Content-Length", fmt.Sprint(len(first)))
+			w.Header().Set("Accept-Ranges", "bytes")
+			_, _ = w.Write([]byte(first[:len(first)/2]))
+			w.(http.Flusher).Flush()
+			conn, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				_ = conn.(*net.TCPConn).SetLinger(0)
+				_ = conn.Close()
+			}
+			return true
+		}
+		_, _ = w.Write([]byte(`{"name":"team/app","tags":["1.0.0","1.1.0","1.2.0"]}`))
+		return true
+	})
+	logger, logs := newLogger()
+	c := newClient(t, registry.Options{Insecure: []string{host}, Retry: fast, Log: logger})
+	repo, err := name.NewRepository(host+"/team/app", name.Insecure)
+	require.NoError(t, err)
+	tags, err := remote.List(repo, c.RemoteOptions(t.Context())...)
+	require.NoError(t, err)
+	require.Equal(t, []string{"1.0.0", "1.1.0", "1.2.0"}, tags)
+	require.EqualValues(t, 2, calls.Load())
+	require.Contains(t, logs.String(), "in the body (attempt 2/5)")
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -247,7 +248,27 @@ func (r *retrier) RoundTrip(in *http.Request) (*http.Response, error) {
 			}
 			if in.Method == http.MethodGet && resp.StatusCode == http.StatusOK && in.Header.Get("Range") == "" &&
 				resp.Body != nil && resp.Body != http.NoBody {
-				resp.Body = newResumingBody(r, req, resp, attempt)
+				if !mutable(in.URL.Path) {
+					resp.Body = newResumingBody(r, req, resp, attempt)
+					return resp, nil
+				}
+				// A tag list or a manifest by tag may change between two
+				// answers: it is read whole here, and a break in it asks
+				// for all of it again instead of the rest of another.
+				body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxMutableBody+1))
+				resp.Body.Close()
+				switch {
+				case rerr == nil && len(body) > maxMutableBody:
+					return nil, fmt.Errorf("GET %s: the answer is larger than %d MiB", redact.URL(in.URL.String()), maxMutableBody>>20)
+				case rerr == nil:
+					resp.Body = io.NopCloser(bytes.NewReader(body))
+					resp.ContentLength = int64(len(body))
+					return resp, nil
+				case attempt >= max || !retryableError(ctx, rerr):
+					return nil, fmt.Errorf("GET %s: reading the answer: %w", redact.URL(in.URL.String()), rerr)
+				}
+				reason = describeNetError(rerr) + " in the body"
+				break
 			}
 			return resp, nil
 		}
@@ -261,6 +282,25 @@ func (r *retrier) RoundTrip(in *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
+}
+
+// maxMutableBody bounds a tag list or manifest read whole (OCI bounds a
+// manifest at 4 MiB; a page of tags is far smaller).
+const maxMutableBody = 32 << 20
+
+// mutable reports whether a GET of path answers content that may change
+// between two requests: a tag list, the catalog, a manifest by tag (not by
+// digest). Blobs and manifests by digest are content-addressed: a broken
+// read of them resumes where it stopped.
+func mutable(path string) bool {
+	switch {
+	case strings.HasSuffix(path, "/tags/list"), strings.HasSuffix(path, "/_catalog"):
+		return true
+	case strings.Contains(path, "/manifests/"):
+		ref := path[strings.LastIndex(path, "/manifests/")+len("/manifests/"):]
+		return !strings.Contains(ref, ":")
+	}
+	return false
 }
 
 // backoff is the delay before the attempt after this one.
