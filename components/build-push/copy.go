@@ -141,7 +141,7 @@ func (b *builder) copySources(ctx context.Context, c *dockerfile.Copy) ([]copySo
 				return nil, v1.Hash{}, b.copyError(s.Path, err)
 			}
 		}
-		d, err := layer.DiffIDOf(layer.WithoutTimes(p.Entries()))
+		d, err := layer.ContentKey(p.Entries())
 		if err != nil {
 			return nil, v1.Hash{}, err
 		}

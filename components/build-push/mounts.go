@@ -100,7 +100,7 @@ func (b *builder) mountIdentities(ctx context.Context, r *dockerfile.Run) ([]str
 			if err != nil {
 				return nil, nil, err
 			}
-			d, err := layer.DiffIDOf(layer.WithoutTimes(entries))
+			d, err := layer.ContentKey(entries)
 			if err != nil {
 				return nil, nil, err
 			}
