@@ -3,13 +3,14 @@ package gate
 import (
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hoist-ci/hoist/internal/outfile"
 	"github.com/hoist-ci/hoist/internal/reports"
 )
 
@@ -129,30 +130,12 @@ type ReportFiles struct {
 // written.
 func (r Result) WriteReports(f ReportFiles, now time.Time) ([]string, error) {
 	var written []string
-	write := func(path string, fn func(*os.File) error) error {
+	write := func(path string, fn func(io.Writer) error) error {
 		full := path
 		if !filepath.IsAbs(full) {
 			full = filepath.Join(r.opts.Workspace, path)
 		}
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-		out, err := os.CreateTemp(filepath.Dir(full), "."+filepath.Base(full)+".*")
-		if err != nil {
-			return fmt.Errorf("writing %s: %w", path, err)
-		}
-		err = fn(out)
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Chmod(out.Name(), 0o644)
-		}
-		if err == nil {
-			err = os.Rename(out.Name(), full)
-		}
-		if err != nil {
-			_ = os.Remove(out.Name())
+		if err := outfile.WriteWith(full, fn); err != nil {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
 		written = append(written, path)
@@ -165,17 +148,17 @@ func (r Result) WriteReports(f ReportFiles, now time.Time) ([]string, error) {
 		errs = append(errs, fmt.Errorf("junit-report %s not written: %s could not be read whole, and a merged report would show fewer tests than ran",
 			f.JUnit, strings.Join(r.TestsIncomplete, ", ")))
 	default:
-		if err := write(f.JUnit, func(w *os.File) error { return reports.WriteJUnit(w, r.Tests) }); err != nil {
+		if err := write(f.JUnit, func(w io.Writer) error { return reports.WriteJUnit(w, r.Tests) }); err != nil {
 			return written, err
 		}
 	}
 	if f.CodeQuality != "" && len(r.opts.Lint) > 0 {
-		if err := write(f.CodeQuality, func(w *os.File) error { return reports.WriteCodeQuality(w, r.Findings) }); err != nil {
+		if err := write(f.CodeQuality, func(w io.Writer) error { return reports.WriteCodeQuality(w, r.Findings) }); err != nil {
 			return written, err
 		}
 	}
 	if f.Cobertura != "" && len(r.Coverage.Formats) > 0 {
-		if err := write(f.Cobertura, func(w *os.File) error {
+		if err := write(f.Cobertura, func(w io.Writer) error {
 			return reports.WriteCobertura(w, r.Coverage, ".", now.Unix())
 		}); err != nil {
 			return written, err

@@ -3,7 +3,6 @@ package ci
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/sethvargo/go-githubactions"
 
+	"github.com/hoist-ci/hoist/internal/outfile"
 	"github.com/hoist-ci/hoist/internal/spec"
 )
 
@@ -173,7 +173,7 @@ func (j *Job) writeDotenv(outputs [][2]string) error {
 		count++
 	}
 	path := j.DotenvPath()
-	if err := writeFileAtomic(path, []byte(b.String())); err != nil {
+	if err := outfile.Write(path, []byte(b.String())); err != nil {
 		return fmt.Errorf("writing the dotenv report %s: %w", path, err)
 	}
 	return nil
@@ -227,29 +227,4 @@ func dotenvProblem(v string) string {
 		}
 	}
 	return ""
-}
-
-// writeFileAtomic writes data to a temporary file next to path and renames
-// it over path, so a reader never sees half a file.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr, os.Chmod(tmp, 0o644)); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	return nil
 }

@@ -1,18 +1,30 @@
-// Package outfile writes the files a tool is asked to leave for later
-// steps (digest-file, ref-file, image-name-with-digest-file): the parent
-// directories are made, and the file appears whole or not at all, so a
-// later job never reads half a reference.
+// Package outfile writes files that later steps read (digest-file,
+// ref-file, dotenv reports, gate's JUnit/Cobertura reports): the parent
+// directories are made, and the file appears whole or not at all — it is
+// written aside and renamed into place — so a later job never reads half a
+// reference or half a report.
 package outfile
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
 
-// Write writes data to path with mode 0644, through a temporary file in the
-// same directory renamed over path.
+// Write writes data to path with mode 0644.
 func Write(path string, data []byte) error {
+	return WriteWith(path, func(w io.Writer) error {
+		_, err := io.Copy(w, bytes.NewReader(data))
+		return err
+	})
+}
+
+// WriteWith writes what fn writes to path with mode 0644, through a
+// temporary file in the same directory renamed over path; when fn fails,
+// path is left as it was.
+func WriteWith(path string, fn func(io.Writer) error) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -21,16 +33,15 @@ func Write(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
+	defer os.Remove(f.Name()) // a no-op after the rename
+	err = fn(f)
+	if err == nil {
+		err = f.Chmod(0o644)
 	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	if err := f.Close(); err != nil {
+	if err != nil {
 		return err
 	}
 	if err := os.Rename(f.Name(), path); err != nil {

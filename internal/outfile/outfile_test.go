@@ -1,6 +1,8 @@
 package outfile
 
 import (
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -29,4 +31,20 @@ func TestWriteNamesNoFileOnError(t *testing.T) {
 	blocker := filepath.Join(dir, "file")
 	require.NoError(t, os.WriteFile(blocker, nil, 0o644))
 	require.Error(t, Write(filepath.Join(blocker, "ref"), []byte("x")))
+}
+
+func TestWriteWithFailureKeepsTheOldFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "junit.xml")
+	require.NoError(t, Write(p, []byte("old")))
+	err := WriteWith(p, func(w io.Writer) error {
+		_, _ = w.Write([]byte("half"))
+		return errors.New("the report broke off")
+	})
+	require.ErrorContains(t, err, "broke off")
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	require.Equal(t, "old", string(b))
+	entries, err := os.ReadDir(filepath.Dir(p))
+	require.NoError(t, err)
+	require.Len(t, entries, 1, "a temporary file was left behind")
 }
