@@ -66,12 +66,7 @@ func (c *cutOnce) intercept(reg http.Handler) func(w http.ResponseWriter, r *htt
 			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
 			w.WriteHeader(rec.status)
 			_, _ = w.Write(body[:len(body)/2])
-			w.(http.Flusher).Flush()
-			conn, _, err := w.(http.Hijacker).Hijack()
-			if err == nil {
-				_ = conn.(*net.TCPConn).SetLinger(0)
-				_ = conn.Close()
-			}
+			resetConnection(w)
 			return true
 		}
 		if rg := r.Header.Get("Range"); rg != "" && c.ranged {
@@ -266,12 +261,7 @@ func TestTagListChangedMidReadIsReadAgainWhole(t *testing.T) {
 			w.Header().Set("Content-Length", fmt.Sprint(len(first)))
 			w.Header().Set("Accept-Ranges", "bytes")
 			_, _ = w.Write([]byte(first[:len(first)/2]))
-			w.(http.Flusher).Flush()
-			conn, _, err := w.(http.Hijacker).Hijack()
-			if err == nil {
-				_ = conn.(*net.TCPConn).SetLinger(0)
-				_ = conn.Close()
-			}
+			resetConnection(w)
 			return true
 		}
 		_, _ = w.Write([]byte(`{"name":"team/app","tags":["1.0.0","1.1.0","1.2.0"]}`))
@@ -286,4 +276,15 @@ func TestTagListChangedMidReadIsReadAgainWhole(t *testing.T) {
 	require.Equal(t, []string{"1.0.0", "1.1.0", "1.2.0"}, tags)
 	require.EqualValues(t, 2, calls.Load())
 	require.Contains(t, logs.String(), "in the body (attempt 2/5)")
+}
+
+// resetConnection sends what w holds and resets the connection: the
+// client sees a reset in the middle of the body.
+func resetConnection(w http.ResponseWriter) {
+	w.(http.Flusher).Flush()
+	conn, _, err := w.(http.Hijacker).Hijack()
+	if err == nil {
+		_ = conn.(*net.TCPConn).SetLinger(0)
+		_ = conn.Close()
+	}
 }

@@ -47,13 +47,18 @@ type gitops struct {
 	server                *gittest.Server
 }
 
-// newGitOps seeds a bare repository from examples/gitops, its image host
-// replaced by host, and serves it over smart HTTP, push enabled, behind basic
-// auth with gitopsTokenCanary.
+// newGitOps serves a GitOps repository seeded from examples/gitops, its
+// image host replaced by host.
 func newGitOps(t *testing.T, r *rig, host string) *gitops {
 	t.Helper()
+	return serveGitOps(t, seedFiles(t, filepath.Join(r.root, gitopsSeed), host))
+}
+
+// seedFiles reads every file under root (paths relative to it, with /),
+// the image host registry.example.com replaced by host.
+func seedFiles(t *testing.T, root, host string) map[string]string {
+	t.Helper()
 	files := map[string]string{}
-	root := filepath.Join(r.root, gitopsSeed)
 	require.NoError(t, filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -69,6 +74,13 @@ func newGitOps(t *testing.T, r *rig, host string) *gitops {
 		files[filepath.ToSlash(rel)] = strings.ReplaceAll(string(data), gitopsHost, host)
 		return nil
 	}))
+	return files
+}
+
+// serveGitOps makes a bare repository holding files on main and serves it
+// over smart HTTP, push enabled, behind basic auth with gitopsTokenCanary.
+func serveGitOps(t *testing.T, files map[string]string) *gitops {
+	t.Helper()
 	parent := t.TempDir()
 	g := &gitops{files: files, bare: gittest.BareRepo(t, parent, "gitops", files)}
 	g.seedCommit = g.git(t, "rev-parse", "main")

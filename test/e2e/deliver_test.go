@@ -20,7 +20,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/stretchr/testify/require"
 
-	"github.com/hoist-ci/hoist/internal/gitops/gittest"
 	"github.com/hoist-ci/hoist/internal/testrig"
 )
 
@@ -71,7 +70,8 @@ func newDeliverRig(t *testing.T, r *rig, pipeline, pipelineAs string) *deliverRi
 	r.withTemplates(t, files)
 	r.copyFiles(t, d.ws, files)
 
-	d.reg = testrig.Registry(t, testrig.RegistryOptions{Users: map[string]string{harborUser: harborCanary}})
+	var base string
+	d.reg, base, d.auth = authRegistry(t, harborUser, harborCanary)
 	d.prefix = d.reg.Host + "/acme"
 	// The deployment configuration names the images in this registry.
 	deploys, err := filepath.Glob(filepath.Join(d.ws, "deploy", "*.yaml"))
@@ -83,40 +83,9 @@ func newDeliverRig(t *testing.T, r *rig, pipeline, pipelineAs string) *deliverRi
 	}
 	// The Azure Blob container a Flux Bucket source reads.
 	az := testrig.Azurite(t)
-	d.blobs, err = azblob.NewClientFromConnectionString(az.ConnectionString(), nil)
-	require.NoError(t, err)
-	_, err = d.blobs.CreateContainer(t.Context(), "flux", nil)
-	require.NoError(t, err)
-	d.auth = remote.WithAuth(&authn.Basic{Username: harborUser, Password: harborCanary})
-	img, err := testrig.BusyboxImage()
-	require.NoError(t, err)
-	base := d.reg.Host + "/library/busybox:1.36"
-	testrig.PushImage(t, img, base, d.auth)
-
+	d.blobs = fluxContainer(t, az)
 	// The GitOps repository: examples/deliver/gitops, its host the registry's.
-	seed := map[string]string{}
-	groot := filepath.Join(root, "gitops")
-	require.NoError(t, filepath.WalkDir(groot, func(p string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(groot, p)
-		if err != nil {
-			return err
-		}
-		seed[filepath.ToSlash(rel)] = strings.ReplaceAll(string(data), gitopsHost, d.reg.Host)
-		return nil
-	}))
-	parent := t.TempDir()
-	g := &gitops{files: seed, bare: gittest.BareRepo(t, parent, "gitops", seed)}
-	g.seedCommit = g.git(t, "rev-parse", "main")
-	g.server = gittest.NewServer(t, parent, "", "", "", gitopsTokenCanary)
-	g.url = g.server.URL + "/gitops.git"
-	d.gitops = g
+	d.gitops = serveGitOps(t, seedFiles(t, filepath.Join(root, "gitops"), d.reg.Host))
 
 	// Harbor hands a robot account out as a Docker config JSON; teams keep
 	// it base64-encoded in a masked variable.
@@ -129,7 +98,7 @@ func newDeliverRig(t *testing.T, r *rig, pipeline, pipelineAs string) *deliverRi
 		"--variable", "HARBOR_ROBOT_CREDS_JSON=" + base64.StdEncoding.EncodeToString(cfg),
 		"--variable", "BASE_IMAGE=" + base,
 		"--variable", "INSECURE_REGISTRIES=" + d.reg.Host,
-		"--variable", "GITOPS_REPOSITORY=" + g.url,
+		"--variable", "GITOPS_REPOSITORY=" + d.gitops.url,
 		"--variable", "HOIST_BUMP_TOKEN=" + gitopsTokenCanary,
 		"--variable", "AZURE_STORAGE_CONNECTION_STRING=" + az.ConnectionString(),
 	}
@@ -356,32 +325,16 @@ func testDeliverUnderAct(t *testing.T, r *rig) {
 		deliverRepo + "/web/index.html": "app/index.html",
 		deliverRepo + "/docs/guide.md":  "docs/guide.md",
 	})
-	reg := testrig.Registry(t, testrig.RegistryOptions{Users: map[string]string{acrUser: acrCanary}})
+	reg, base, auth := authRegistry(t, acrUser, acrCanary)
 	deploy, err := os.ReadFile(filepath.Join(r.root, deliverRepo, "app-deploy", "app.yaml"))
 	require.NoError(t, err)
 	require.NoError(t, os.MkdirAll(filepath.Join(ws, "deploy"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(ws, "deploy", "app.yaml"), []byte(strings.ReplaceAll(string(deploy), gitopsHost, reg.Host)), 0o644))
 	sha := r.gitRepo(t, ws, "https://github.com/acme/app.git")
 	az := testrig.Azurite(t)
-	blobs, err := azblob.NewClientFromConnectionString(az.ConnectionString(), nil)
-	require.NoError(t, err)
-	_, err = blobs.CreateContainer(t.Context(), "flux", nil)
-	require.NoError(t, err)
-
-	auth := remote.WithAuth(&authn.Basic{Username: acrUser, Password: acrCanary})
-	img, err := testrig.BusyboxImage()
-	require.NoError(t, err)
-	base := reg.Host + "/library/busybox:1.36"
-	testrig.PushImage(t, img, base, auth)
-
-	data, err := os.ReadFile(filepath.Join(r.root, deliverRepo, "gitops-helm", "apps", "app", "values.yaml"))
-	require.NoError(t, err)
-	seed := map[string]string{"apps/app/values.yaml": strings.ReplaceAll(string(data), gitopsHost, reg.Host)}
-	parent := t.TempDir()
-	g := &gitops{files: seed, bare: gittest.BareRepo(t, parent, "gitops", seed)}
-	g.seedCommit = g.git(t, "rev-parse", "main")
-	g.server = gittest.NewServer(t, parent, "", "", "", gitopsTokenCanary)
-	g.url = g.server.URL + "/gitops.git"
+	blobs := fluxContainer(t, az)
+	g := serveGitOps(t, seedFiles(t, filepath.Join(r.root, deliverRepo, "gitops-helm"), reg.Host))
+	seed := g.files
 
 	ctx, cancel := context.WithTimeout(t.Context(), pipelineTimeout)
 	defer cancel()
@@ -459,4 +412,29 @@ func artifactFiles(t *testing.T, ref string, opts ...remote.Option) map[string]s
 		require.NoError(t, err)
 		files[h.Name] = string(b)
 	}
+}
+
+// authRegistry starts a registry that wants user's password, with the
+// busybox base on it (read with the same credentials), and returns it, the
+// base's reference and the option that reads from it.
+func authRegistry(t *testing.T, user, password string) (*testrig.Reg, string, remote.Option) {
+	t.Helper()
+	reg := testrig.Registry(t, testrig.RegistryOptions{Users: map[string]string{user: password}})
+	auth := remote.WithAuth(&authn.Basic{Username: user, Password: password})
+	img, err := testrig.BusyboxImage()
+	require.NoError(t, err)
+	base := reg.Host + "/library/busybox:1.36"
+	testrig.PushImage(t, img, base, auth)
+	return reg, base, auth
+}
+
+// fluxContainer makes the Azure Blob container "flux" a Flux Bucket source
+// reads, in az.
+func fluxContainer(t *testing.T, az *testrig.AzuriteServer) *azblob.Client {
+	t.Helper()
+	c, err := azblob.NewClientFromConnectionString(az.ConnectionString(), nil)
+	require.NoError(t, err)
+	_, err = c.CreateContainer(t.Context(), "flux", nil)
+	require.NoError(t, err)
+	return c
 }
